@@ -1,0 +1,147 @@
+"""Tests for dfl.demo: synthetic src/dst facesets with DFL-compatible metadata."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from dfl import demo
+from dfl import landmarks as L
+from dfl.dflimg import read_dfl_metadata
+from dfl.faceset import load_faceset, read_image
+
+COUNT = 6
+RES = 128
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    ws = tmp_path_factory.mktemp("ws")
+    demo.make_demo_facesets(ws, count=COUNT, resolution=RES, seed=0)
+    return ws
+
+
+def _region_mean(img: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    return img[mask[..., 0] > 0].mean(axis=0)
+
+
+def test_layout_and_loading(workspace: Path) -> None:
+    for side in ("data_src", "data_dst"):
+        folder = workspace / side / "aligned"
+        names = sorted(p.name for p in folder.iterdir())
+        assert names == [f"{i:05d}_0.jpg" for i in range(1, COUNT + 1)]
+        fs = load_faceset(folder)
+        assert len(fs) == COUNT and fs.skipped == []
+        for s in fs.samples:
+            assert s.face_type == "whole_face" and s.shape == (RES, RES)
+            assert s.landmarks is not None and s.landmarks.shape == (68, 2)
+            assert s.landmarks.min() > 0 and s.landmarks.max() < RES
+            # The whole_face alignment of its own landmarks is the identity.
+            mat = L.transform_matrix(s.landmarks, RES, "whole_face")
+            np.testing.assert_allclose(mat, np.eye(2, 3), atol=2e-3)
+            # A full-face crop zooms in on the face.
+            full = L.transform_matrix(s.landmarks, RES, "f")
+            assert np.sqrt(np.linalg.det(full[:, :2])) > 1.2
+            assert read_image(s).shape == (RES, RES, 3)
+
+
+def test_metadata_is_dfl_like(workspace: Path) -> None:
+    meta = read_dfl_metadata(workspace / "data_src" / "aligned" / "00002_0.jpg")
+    assert meta is not None
+    assert set(meta) == {
+        "face_type",
+        "landmarks",
+        "source_filename",
+        "source_rect",
+        "source_landmarks",
+        "image_to_face_mat",
+    }
+    assert meta["source_filename"] == "00002.png"
+    assert all(isinstance(v, (str, list)) for v in meta.values())  # plain types only
+    src = np.array(meta["source_landmarks"])
+    mat = np.array(meta["image_to_face_mat"])
+    np.testing.assert_allclose(mat, L.transform_matrix(src, RES, "whole_face"), atol=1e-6)
+    np.testing.assert_allclose(L.transform_points(src, mat), meta["landmarks"], atol=1e-3)
+    left, top, right, bottom = meta["source_rect"]
+    assert left <= src[:, 0].min() and src[:, 0].max() <= right
+    assert top <= src[:, 1].min() and src[:, 1].max() <= bottom
+
+
+def test_drawing_matches_landmarks(workspace: Path) -> None:
+    for side, person in zip(("data_src", "data_dst"), demo.PERSONS, strict=True):
+        for s in load_faceset(workspace / side / "aligned").samples[:3]:
+            img = read_image(s).astype(np.float32)
+            lm = s.landmarks
+            face = L.hull_mask((RES, RES), lm)
+            lips = np.zeros((RES, RES, 1), np.float32)
+            cv2.fillPoly(lips, [lm[48:60].astype(np.int32)], 1.0)
+            cv2.fillPoly(lips, [lm[60:68].astype(np.int32)], 0.0)
+            skin = _region_mean(img, face * (1 - lips))
+            assert np.linalg.norm(skin - person.skin) < 45
+            assert np.linalg.norm(_region_mean(img, lips) - person.lips) < 45
+            eyes = L.eyes_mouth_mask((RES, RES), lm) * (1 - lips)
+            eyes[int(lm[48:68, 1].min()) - 2 :] = 0  # eyes only
+            assert np.linalg.norm(_region_mean(img, eyes > 0.9) - skin) > 40
+
+
+def test_src_and_dst_differ(workspace: Path) -> None:
+    means = []
+    for side in ("data_src", "data_dst"):
+        fs = load_faceset(workspace / side / "aligned")
+        faces = [
+            _region_mean(read_image(s).astype(np.float32), L.hull_mask((RES, RES), s.landmarks))
+            for s in fs.samples
+        ]
+        means.append(np.mean(faces, axis=0))
+        # Images of one person vary (pose, expression, background).
+        imgs = [read_image(s).astype(np.float32) for s in fs.samples]
+        assert np.abs(imgs[0] - imgs[1]).mean() > 10
+    assert np.linalg.norm(means[0] - means[1]) > 60
+
+
+def test_deterministic_per_seed(tmp_path: Path) -> None:
+    a = demo.make_demo_facesets(tmp_path / "a", count=2, resolution=64, seed=3)
+    b = demo.make_demo_facesets(tmp_path / "b", count=2, resolution=64, seed=3)
+    c = demo.make_demo_facesets(tmp_path / "c", count=2, resolution=64, seed=4)
+    for fa, fb, fc in zip(a, b, c, strict=True):
+        for name in ("00001_0.jpg", "00002_0.jpg"):
+            assert (fa / name).read_bytes() == (fb / name).read_bytes()
+            assert (fa / name).read_bytes() != (fc / name).read_bytes()
+
+
+def test_refuses_non_empty_folder(tmp_path: Path) -> None:
+    calls: list[tuple[int, int]] = []
+    src, dst = demo.make_demo_facesets(
+        tmp_path, count=3, resolution=64, progress=lambda d, t: calls.append((d, t))
+    )
+    assert calls == [(i, 6) for i in range(1, 7)]
+    with pytest.raises(demo.DemoError, match="already holds 3 file") as info:
+        demo.make_demo_facesets(tmp_path, count=2, resolution=64)
+    assert "overwrite" in str(info.value)
+    (dst / "keep.txt").write_text("not an image")
+    demo.make_demo_facesets(tmp_path, count=2, resolution=64, seed=1, overwrite=True)
+    assert sorted(p.name for p in src.iterdir()) == ["00001_0.jpg", "00002_0.jpg"]
+    assert sorted(p.name for p in dst.iterdir()) == ["00001_0.jpg", "00002_0.jpg", "keep.txt"]
+
+
+def test_bad_arguments(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="count"):
+        demo.make_demo_facesets(tmp_path, count=0)
+    with pytest.raises(ValueError, match="resolution"):
+        demo.make_demo_facesets(tmp_path, resolution=16)
+    (tmp_path / "x" / "data_src").mkdir(parents=True)
+    (tmp_path / "x" / "data_src" / "aligned").write_text("a file")
+    with pytest.raises(demo.DemoError, match="not a folder"):
+        demo.make_demo_facesets(tmp_path / "x", count=1, resolution=64)
+
+
+def test_speed(tmp_path: Path) -> None:
+    t0 = time.perf_counter()
+    demo.make_demo_facesets(tmp_path, count=16, resolution=256)
+    elapsed = time.perf_counter() - t0
+    # About 20 ms per 256 px face on one core; generous for a shared CI machine.
+    assert elapsed < 6.0, f"32 faces took {elapsed:.1f} s"
