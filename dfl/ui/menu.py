@@ -1,0 +1,273 @@
+"""The saved-model menu (choose, new, rename, delete) and the device prompt."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Protocol
+
+from dfl.options import FALSE_WORDS, TRUE_WORDS
+from dfl.workspace import (
+    ModelEntry,
+    WorkspaceError,
+    delete_model,
+    list_models,
+    rename_model,
+    validate_name,
+)
+
+InputFn = Callable[[str], str]
+PrintFn = Callable[..., None]
+
+DEFAULT_NEW_NAME = "new"
+CPU = "cpu"
+MENU_HEADER = "Choose one of saved models, or enter a name to create a new model."
+MENU_PROMPT = " : "
+RENAME_KEY = "r"
+DELETE_KEY = "d"
+NO_MODELS_PROMPT = f"[{DEFAULT_NEW_NAME}] No saved models found. Enter a name of a new model : "
+RENAME_WHICH_PROMPT = "Enter the name of the model you want to rename : "
+RENAME_NEW_PROMPT = "Enter new name of the model : "
+DELETE_WHICH_PROMPT = "Enter the name of the model you want to delete : "
+DEVICE_HEADER = "Choose one or several GPU idxs (separated by comma)."
+DEVICE_PROMPT = "Which GPU indexes to choose? : "
+
+
+class DeviceLike(Protocol):
+    """What the device prompt needs of a `dfl.backend.Device`."""
+
+    index: int
+    name: str
+    memory_bytes: int | None
+
+
+def _read(input_fn: InputFn, prompt: str) -> str | None:
+    """One stripped line, or None when the input has ended."""
+    try:
+        return input_fn(prompt).strip()
+    except EOFError:
+        return None
+
+
+def _parse_int(text: str) -> int | None:
+    try:
+        return int(text)
+    except ValueError:
+        return None
+
+
+def _find(models: Sequence[ModelEntry], text: str) -> ModelEntry | None:
+    """A model by index or by name (exact first, then ignoring case, as Windows folders do)."""
+    index = _parse_int(text)
+    if index is not None:
+        return models[index] if 0 <= index < len(models) else None
+    for entry in models:
+        if entry.name == text:
+            return entry
+    folded = text.casefold()
+    return next((entry for entry in models if entry.name.casefold() == folded), None)
+
+
+def _confirm(question: str, input_fn: InputFn, print_fn: PrintFn) -> bool:
+    """A y/n question that defaults to no (also when the input has ended)."""
+    while True:
+        answer = _read(input_fn, f"[n] {question} ( y/n ) : ")
+        if not answer:
+            return False
+        if answer.lower() in TRUE_WORDS:
+            return True
+        if answer.lower() in FALSE_WORDS:
+            return False
+        print_fn("Answer y or n.")
+
+
+def _ask_new_name(input_fn: InputFn, print_fn: PrintFn) -> str:
+    while True:
+        answer = _read(input_fn, NO_MODELS_PROMPT)
+        if answer is None:
+            print_fn(f"input closed: using the name {DEFAULT_NEW_NAME!r}")
+            return DEFAULT_NEW_NAME
+        name = answer or DEFAULT_NEW_NAME
+        reason = validate_name(name)
+        if reason is None:
+            return name
+        print_fn(reason)
+
+
+def _rename(
+    model_dir: Path | str,
+    model_type: str,
+    models: Sequence[ModelEntry],
+    input_fn: InputFn,
+    print_fn: PrintFn,
+) -> None:
+    which = _read(input_fn, RENAME_WHICH_PROMPT)
+    if not which:
+        return
+    entry = _find(models, which)
+    if entry is None:
+        print_fn(f"No saved {model_type} model {which!r}.")
+        return
+    while True:
+        new = _read(input_fn, RENAME_NEW_PROMPT)
+        if not new:
+            print_fn("Rename cancelled.")
+            return
+        other = _find(models, new) if _parse_int(new) is None else None
+        if new == entry.name:
+            reason: str | None = f"the model is already called {new!r}"
+        elif other is not None and other is not entry:
+            reason = f"a {model_type} model named {other.name!r} already exists"
+        else:
+            reason = validate_name(new)
+        if reason is None:
+            try:
+                rename_model(model_dir, model_type, entry.name, new)
+            except WorkspaceError as error:
+                reason = str(error)
+        if reason is None:
+            print_fn(f"Renamed {entry.name!r} to {new!r}.")
+            return
+        print_fn(reason)
+
+
+def _delete(
+    model_dir: Path | str,
+    model_type: str,
+    models: Sequence[ModelEntry],
+    input_fn: InputFn,
+    print_fn: PrintFn,
+) -> None:
+    which = _read(input_fn, DELETE_WHICH_PROMPT)
+    if not which:
+        return
+    entry = _find(models, which)
+    if entry is None:
+        print_fn(f"No saved {model_type} model {which!r}.")
+        return
+    if not _confirm(f"Delete model '{entry.name}' and all its backups?", input_fn, print_fn):
+        print_fn("Nothing deleted.")
+        return
+    try:
+        delete_model(model_dir, model_type, entry.name)
+    except WorkspaceError as error:
+        print_fn(str(error))
+        return
+    print_fn(f"Deleted {entry.name!r}.")
+
+
+def _print_menu(models: Sequence[ModelEntry], print_fn: PrintFn) -> None:
+    print_fn(MENU_HEADER)
+    print_fn(f"[{RENAME_KEY}] : rename")
+    print_fn(f"[{DELETE_KEY}] : delete")
+    print_fn("")
+    for index, entry in enumerate(models):
+        print_fn(f"[{index}] : {entry.name}" + (" - latest" if index == 0 else ""))
+
+
+def choose_model(
+    model_dir: Path | str,
+    model_type: str,
+    input_fn: InputFn = input,
+    print_fn: PrintFn = print,
+) -> str:
+    """DFL's saved-model menu; returns the chosen name (an existing model or a new one).
+
+    Enter = newest; a number = that index; `r` / `d` = rename / delete; other text = a model
+    name. Invalid answers re-ask with a reason; at end of input the newest model (or "new") is
+    taken and the user told so.
+    """
+    while True:
+        models = list_models(model_dir, model_type)
+        if not models:
+            return _ask_new_name(input_fn, print_fn)
+        _print_menu(models, print_fn)
+        while True:
+            answer = _read(input_fn, MENU_PROMPT)
+            if answer is None:
+                print_fn(f"input closed: using the newest model {models[0].name!r}")
+                return models[0].name
+            if not answer:
+                return models[0].name
+            if answer in (RENAME_KEY, DELETE_KEY):
+                flow = _rename if answer == RENAME_KEY else _delete
+                flow(model_dir, model_type, models, input_fn, print_fn)
+                break  # list the models again
+            index = _parse_int(answer)
+            if index is not None:
+                if 0 <= index < len(models):
+                    return models[index].name
+                print_fn(f"No model [{index}]: enter an index from 0 to {len(models) - 1}.")
+                continue
+            entry = _find(models, answer)
+            if entry is not None:
+                return entry.name
+            reason = validate_name(answer)
+            if reason is None:
+                return answer
+            print_fn(reason)
+
+
+def suggest_devices(devices: Sequence[DeviceLike]) -> str:
+    """All GPUs named like the one with the most memory (identical cards go together)."""
+    if not devices:
+        return CPU
+    best = max(devices, key=lambda device: device.memory_bytes or 0)
+    return ",".join(str(device.index) for device in devices if device.name == best.name)
+
+
+def parse_device_choice(text: str, devices: Sequence[DeviceLike]) -> str:
+    """Normalise `cpu` or a comma list of GPU indexes to "cpu" / "0,1"; ValueError says why."""
+    text = text.strip()
+    if text.lower() == CPU:
+        return CPU
+    try:
+        indexes = {int(part) for part in text.split(",")}
+    except ValueError:
+        raise ValueError(
+            f"{text!r} is neither cpu nor a comma-separated list of GPU indexes"
+        ) from None
+    known = {device.index for device in devices}
+    unknown = sorted(indexes - known)
+    if unknown:
+        valid = ", ".join(str(index) for index in sorted(known))
+        missing = ", ".join(str(index) for index in unknown)
+        raise ValueError(f"no GPU with index {missing}; choose from {valid} or cpu")
+    return ",".join(str(index) for index in sorted(indexes))
+
+
+def choose_device(
+    devices: Sequence[DeviceLike],
+    default: str | None = None,
+    input_fn: InputFn = input,
+    print_fn: PrintFn = print,
+) -> str:
+    """DFL's device prompt; returns "cpu" or GPU indexes like "0,1".
+
+    Without GPUs it returns "cpu" without asking. The default is `default` (the model's last
+    choice) while it is still valid, else the suggested GPUs.
+    """
+    if not devices:
+        return CPU
+    try:
+        chosen = parse_device_choice(default, devices) if default else suggest_devices(devices)
+    except ValueError:
+        chosen = suggest_devices(devices)
+    print_fn("")
+    print_fn(DEVICE_HEADER)
+    print_fn("")
+    print_fn(f"[{CPU.upper()}] : {CPU.upper()}")
+    for device in devices:
+        print_fn(f"  [{device.index}] : {device.name}")
+    print_fn("")
+    while True:
+        answer = _read(input_fn, f"[{chosen}] {DEVICE_PROMPT}")
+        if answer is None:
+            print_fn(f"input closed: using {chosen}")
+            return chosen
+        if not answer:
+            return chosen
+        try:
+            return parse_device_choice(answer, devices)
+        except ValueError as error:
+            print_fn(str(error))
