@@ -1,0 +1,362 @@
+"""Producer threads that turn face samples into a bounded queue of fixed-shape training batches."""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from dfl.augment import AugmentConfig, base_masks, process_sample
+from dfl.faceset import FaceSample, read_image
+
+MIB = 1 << 20
+DEFAULT_IMAGE_CACHE_BYTES = 512 * MIB
+DEFAULT_WORKERS = 2
+DEFAULT_QUEUE_SIZE = 4  # ready batches
+POLL_S = 0.05  # how often blocked threads look at the stop flag
+CLOSE_JOIN_S = 2.0  # longest close() waits for each thread
+
+# Spawn keys under the seed: every random stream derives from (seed, key...).
+_SRC_ORDER_KEY = 0
+_DST_ORDER_KEY = 1
+_BATCH_KEY = 2  # batch k augments with (seed, 2, k)
+_PREVIEW_KEY = 3
+
+Reader = Callable[[FaceSample], np.ndarray]
+
+
+@dataclass(frozen=True)
+class SideBatch:
+    warped: np.ndarray  # (B, R, R, 3) float32, network input
+    target: np.ndarray  # (B, R, R, 3) float32, unwarped target
+    mask: np.ndarray  # (B, R, R, 1) float32, full-face mask
+    em_mask: np.ndarray | None = None  # (B, R, R, 1) eyes/mouth mask when the config asks for it
+
+
+@dataclass(frozen=True)
+class Batch:
+    src: SideBatch
+    dst: SideBatch
+
+    def as_inputs(self) -> dict[str, np.ndarray]:
+        """The arrays by input name: warped_src, target_src, mask_src, (em_src), then _dst."""
+        inputs: dict[str, np.ndarray] = {}
+        for name, side in (("src", self.src), ("dst", self.dst)):
+            inputs[f"warped_{name}"] = side.warped
+            inputs[f"target_{name}"] = side.target
+            inputs[f"mask_{name}"] = side.mask
+            if side.em_mask is not None:
+                inputs[f"em_{name}"] = side.em_mask
+        return inputs
+
+
+class BatchError(RuntimeError):
+    """A batch could not be made (e.g. an unreadable image); the message names the file."""
+
+
+class EpochSampler:
+    """Indices in shuffled epochs: pop from a shuffled copy, reshuffle when it runs out.
+
+    Thread-safe; with a seeded generator the sequence of indices is reproducible.
+    """
+
+    def __init__(self, count: int, rng: np.random.Generator) -> None:
+        if count < 1:
+            raise ValueError("cannot sample from an empty set")
+        self._count = count
+        self._rng = rng
+        self._pending: list[int] = []
+        self._lock = threading.Lock()
+
+    def take(self, n: int) -> list[int]:
+        with self._lock:
+            out = []
+            for _ in range(n):
+                if not self._pending:
+                    self._pending = self._rng.permutation(self._count).tolist()
+                out.append(self._pending.pop())
+            return out
+
+
+class ImageCache:
+    """Thread-safe LRU of decoded images and their stored-size masks (uint8), bounded by bytes."""
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max(0, int(max_bytes))
+        self.bytes = 0
+        self.hits = 0
+        self.misses = 0
+        self._entries: OrderedDict[object, tuple[np.ndarray, np.ndarray]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def get(
+        self, key: object, load: Callable[[], tuple[np.ndarray, np.ndarray]]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The entry for ``key``, calling ``load()`` (outside the lock) on a miss."""
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is not None:
+                self._entries.move_to_end(key)
+                self.hits += 1
+                return entry
+            self.misses += 1
+        entry = load()
+        for array in entry:
+            array.setflags(write=False)
+        size = sum(a.nbytes for a in entry)
+        if size > self.max_bytes:
+            return entry
+        with self._lock:
+            if key not in self._entries:
+                self._entries[key] = entry
+                self.bytes += size
+            while self.bytes > self.max_bytes:
+                _, old = self._entries.popitem(last=False)
+                self.bytes -= sum(a.nbytes for a in old)
+        return entry
+
+
+def _sample_error(sample: FaceSample, exc: BaseException) -> BatchError:
+    reason = str(exc) or type(exc).__name__
+    # Readers already name the file; do not say it twice.
+    if str(sample.path) in reason:
+        return BatchError(f"cannot make a training sample: {reason}")
+    return BatchError(f"cannot make a training sample from {sample.path}: {reason}")
+
+
+class _Stopped(Exception):
+    """The producer was closed while a batch was being made."""
+
+
+class BatchProducer:
+    """Makes (src, dst) batches in ``workers`` threads and queues up to ``queue_size`` of them.
+
+    Deterministic for a given seed whatever the thread timing: batch k takes the next indices of
+    each side's epoch sampler (drawn in order k = 0, 1, 2, ... under one lock) and augments with
+    its own generator seeded from (seed, k); finished batches enter the queue in order of k.
+    ``workers=0`` makes each batch in the calling thread inside get() (same sequence; no
+    timeout applies). At most ``queue_size + workers`` finished batches exist at once.
+    Call close() (or use ``with``) to stop the threads.
+    """
+
+    def __init__(
+        self,
+        src_samples: Sequence[FaceSample],
+        dst_samples: Sequence[FaceSample],
+        src_cfg: AugmentConfig,
+        dst_cfg: AugmentConfig,
+        batch_size: int,
+        seed: int | None,
+        workers: int = DEFAULT_WORKERS,
+        queue_size: int = DEFAULT_QUEUE_SIZE,
+        image_cache_bytes: int = DEFAULT_IMAGE_CACHE_BYTES,
+        *,
+        reader: Reader = read_image,
+    ) -> None:
+        if not src_samples or not dst_samples:
+            side = "src" if not src_samples else "dst"
+            raise ValueError(f"no {side} samples to make batches from")
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+        if workers < 0 or queue_size < 1:
+            raise ValueError(f"need workers >= 0 and queue_size >= 1, got {workers}, {queue_size}")
+        self.src_samples = list(src_samples)
+        self.dst_samples = list(dst_samples)
+        self.src_cfg = src_cfg
+        self.dst_cfg = dst_cfg
+        self.batch_size = batch_size
+        self.seed = int(np.random.SeedSequence(seed).entropy) if seed is None else int(seed)
+        self.cache = ImageCache(image_cache_bytes)
+        self._reader = reader
+        self._src_order = EpochSampler(len(self.src_samples), self._rng(_SRC_ORDER_KEY))
+        self._dst_order = EpochSampler(len(self.dst_samples), self._rng(_DST_ORDER_KEY))
+
+        self._claim_lock = threading.Lock()
+        self._next_claim = 0
+        self._turn = threading.Condition()
+        self._next_put = 0
+        self._queue: queue.Queue[Batch] = queue.Queue(maxsize=queue_size)
+        self._stop = threading.Event()
+        self._error: tuple[str, BaseException] | None = None
+        self._closed = False
+        self._threads = [
+            threading.Thread(target=self._work, name=f"dfl-batcher-{i}", daemon=True)
+            for i in range(workers)
+        ]
+        for thread in self._threads:
+            thread.start()
+
+    # ------------------------------------------------------------------ public
+    def get(self, timeout: float | None = None) -> Batch:
+        """The next batch. Raises BatchError if a producer failed, TimeoutError if none arrives
+        within ``timeout`` seconds, RuntimeError once closed."""
+        if self._closed:
+            raise RuntimeError("the batch producer is closed")
+        if not self._threads:
+            k, src_idx, dst_idx = self._claim()
+            return self._make(k, src_idx, dst_idx)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            self._raise_error()
+            wait = POLL_S if deadline is None else min(POLL_S, deadline - time.monotonic())
+            try:
+                return self._queue.get(timeout=max(0.0, wait))
+            except queue.Empty:
+                if self._closed:
+                    raise RuntimeError("the batch producer is closed") from None
+                if not any(thread.is_alive() for thread in self._threads):
+                    self._raise_error()
+                    raise BatchError("the batch producer threads stopped unexpectedly") from None
+                if deadline is not None and time.monotonic() >= deadline:
+                    self._raise_error()
+                    raise TimeoutError(f"no training batch ready within {timeout} s") from None
+
+    def preview_batch(self, seed: int | None = None) -> Batch:
+        """One batch made now in the calling thread from its own random stream (distinct faces
+        where the sets are large enough); the training sequence is not disturbed."""
+        key = (_PREVIEW_KEY,) if seed is None else (_PREVIEW_KEY, int(seed))
+        rng = self._rng(*key)
+        src_idx = _distinct(len(self.src_samples), self.batch_size, rng)
+        dst_idx = _distinct(len(self.dst_samples), self.batch_size, rng)
+        return self._make_batch(rng, src_idx, dst_idx)
+
+    def close(self) -> None:
+        """Stop the producer threads and wait (briefly) for them; safe to call twice."""
+        if self._closed:
+            return
+        self._closed = True
+        self._stop.set()
+        with self._turn:
+            self._turn.notify_all()
+        self._drain()
+        deadline = time.monotonic() + CLOSE_JOIN_S
+        for thread in self._threads:
+            thread.join(timeout=max(0.0, deadline - time.monotonic()))
+        self._drain()
+
+    def __enter__(self) -> BatchProducer:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # ----------------------------------------------------------------- workers
+    def _rng(self, *key: int) -> np.random.Generator:
+        return np.random.default_rng(np.random.SeedSequence(self.seed, spawn_key=key))
+
+    def _claim(self) -> tuple[int, list[int], list[int]]:
+        with self._claim_lock:
+            k = self._next_claim
+            self._next_claim += 1
+            return k, self._src_order.take(self.batch_size), self._dst_order.take(self.batch_size)
+
+    def _make(
+        self, k: int, src_idx: list[int], dst_idx: list[int], stop: threading.Event | None = None
+    ) -> Batch:
+        return self._make_batch(self._rng(_BATCH_KEY, k), src_idx, dst_idx, stop)
+
+    def _make_batch(
+        self,
+        rng: np.random.Generator,
+        src_idx: list[int],
+        dst_idx: list[int],
+        stop: threading.Event | None = None,
+    ) -> Batch:
+        src = self._make_side(self.src_samples, src_idx, self.src_cfg, rng, stop)
+        dst = self._make_side(self.dst_samples, dst_idx, self.dst_cfg, rng, stop)
+        return Batch(src=src, dst=dst)
+
+    def _make_side(
+        self,
+        samples: list[FaceSample],
+        indices: list[int],
+        cfg: AugmentConfig,
+        rng: np.random.Generator,
+        stop: threading.Event | None,
+    ) -> SideBatch:
+        n, r = len(indices), cfg.resolution
+        warped = np.empty((n, r, r, 3), np.float32)
+        target = np.empty((n, r, r, 3), np.float32)
+        mask = np.empty((n, r, r, 1), np.float32)
+        em = np.empty((n, r, r, 1), np.float32) if cfg.eyes_mouth else None
+        for i, index in enumerate(indices):
+            if stop is not None and stop.is_set():
+                raise _Stopped
+            sample = samples[index]
+            try:
+                image, masks = self.cache.get(
+                    (sample.path, cfg.eyes_mouth), lambda s=sample: self._load(s, cfg.eyes_mouth)
+                )
+                out = process_sample(image, sample, cfg, rng, masks=masks)
+            except Exception as exc:
+                raise _sample_error(sample, exc) from exc
+            warped[i], target[i], mask[i] = out[0], out[1], out[2]
+            if em is not None:
+                em[i] = out[3]
+        return SideBatch(warped=warped, target=target, mask=mask, em_mask=em)
+
+    def _load(self, sample: FaceSample, eyes_mouth: bool) -> tuple[np.ndarray, np.ndarray]:
+        image = self._reader(sample)
+        if image is None:
+            raise BatchError(f"cannot read the face image {sample.path}")
+        return image, base_masks(sample, image.shape[:2], eyes_mouth)
+
+    def _work(self) -> None:
+        try:
+            while not self._stop.is_set():
+                k, src_idx, dst_idx = self._claim()
+                batch = self._make(k, src_idx, dst_idx, self._stop)
+                with self._turn:
+                    while self._next_put != k and not self._stop.is_set():
+                        self._turn.wait(POLL_S)
+                if self._stop.is_set():
+                    return
+                # Only the thread holding turn k puts, so the queue stays in order of k.
+                while True:
+                    try:
+                        self._queue.put(batch, timeout=POLL_S)
+                        break
+                    except queue.Full:
+                        if self._stop.is_set():
+                            return
+                with self._turn:
+                    self._next_put += 1
+                    self._turn.notify_all()
+        except _Stopped:
+            return
+        except Exception as exc:  # noqa: BLE001 - handed to the consumer by get()
+            self._fail(exc)
+
+    def _fail(self, exc: BaseException) -> None:
+        message = str(exc) if isinstance(exc, BatchError) else f"batch producer failed: {exc!r}"
+        with self._turn:
+            if self._error is None:
+                self._error = (message, exc.__cause__ or exc)
+            self._stop.set()
+            self._turn.notify_all()
+
+    def _raise_error(self) -> None:
+        if self._error is not None:
+            message, cause = self._error
+            raise BatchError(message) from cause
+
+    def _drain(self) -> None:
+        try:
+            while True:
+                self._queue.get_nowait()
+        except queue.Empty:
+            pass
+
+
+def _distinct(count: int, n: int, rng: np.random.Generator) -> list[int]:
+    """n indices without repeats while count allows (then repeating the permutation)."""
+    order = rng.permutation(count)
+    return [int(order[i % count]) for i in range(n)]
