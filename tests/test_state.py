@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dfl import fsutil, state
+from dfl import fsutil, modelstate, state
 from dfl.fsutil import DiskFullError
 from dfl.state import (
     ModelLockedError,
@@ -96,7 +96,7 @@ def test_state_json_round_trip() -> None:
     again = ModelState.from_json(s.to_json())
     assert again == s
     assert list(again.options) == list(s.options)  # option order kept (summary box order)
-    assert json.loads(s.to_json())["schema_version"] == state.SCHEMA_VERSION
+    assert json.loads(s.to_json())["schema_version"] == modelstate.SCHEMA_VERSION
 
 
 @pytest.mark.parametrize("missing", ["model_type", "iteration", "options", "device", "created_at"])
@@ -141,7 +141,7 @@ def test_state_not_json() -> None:
 
 def test_state_newer_schema_refused() -> None:
     data = make_state().to_dict()
-    data["schema_version"] = state.SCHEMA_VERSION + 1
+    data["schema_version"] = modelstate.SCHEMA_VERSION + 1
     with pytest.raises(StateError, match="made by a newer dfl"):
         ModelState.from_json(json.dumps(data))
 
@@ -154,13 +154,13 @@ def test_state_migration(monkeypatch: pytest.MonkeyPatch) -> None:
         d["iteration"] = d.pop("iter")
         return d
 
-    monkeypatch.setattr(state, "SCHEMA_VERSION", 2)
-    monkeypatch.setattr(state, "MIGRATIONS", {1: one_to_two})
+    monkeypatch.setattr(modelstate, "SCHEMA_VERSION", 2)
+    monkeypatch.setattr(modelstate, "MIGRATIONS", {1: one_to_two})
     migrated = ModelState.from_json(json.dumps(old))
     assert migrated.iteration == 100
     assert migrated.schema_version == 2
 
-    monkeypatch.setattr(state, "MIGRATIONS", {})
+    monkeypatch.setattr(modelstate, "MIGRATIONS", {})
     with pytest.raises(StateError, match="no migration from state schema 1"):
         ModelState.from_json(json.dumps(old))
 
