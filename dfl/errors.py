@@ -1,0 +1,30 @@
+"""The engine's user-facing errors: the CLI prints them without a traceback (exit code 2)."""
+
+from __future__ import annotations
+
+
+def _collect() -> tuple[type[BaseException], ...]:
+    from dfl.batcher import BatchError
+    from dfl.dflimg import MetadataError
+    from dfl.faceset import FacesetError
+    from dfl.options import OptionError
+    from dfl.registry import UnknownModelError
+    from dfl.state import ModelLockedError, NoUsableStateError, StateError
+    from dfl.workspace import WorkspaceError
+
+    return (
+        FacesetError,
+        MetadataError,
+        OptionError,
+        UnknownModelError,
+        ModelLockedError,
+        NoUsableStateError,
+        StateError,
+        WorkspaceError,
+        BatchError,
+    )
+
+
+def user_errors() -> tuple[type[BaseException], ...]:
+    """The error types to report as user mistakes; imported on use so `dfl --help` stays fast."""
+    return _collect()

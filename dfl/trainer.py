@@ -1,0 +1,227 @@
+"""One model being trained: networks, step, losses, saving and previews; no threads, no UI."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+
+from dfl import __version__
+from dfl.batcher import BatchProducer
+from dfl.faceset import FaceSample
+from dfl.losshistory import LossHistory
+from dfl.state import Loaded, ModelState, ModelStore
+from dfl.summary import summary_text
+
+LOSS_NAMES = ("src_loss", "dst_loss")
+BATCH_TIMEOUT_S = 120.0  # a producer that delivers nothing for this long has failed
+MAX_BAD_STEPS = 10  # consecutive non-finite losses before training stops (decision 15)
+PREVIEW_ROWS = 4
+PREVIEW_SAMPLES_KEY = "preview_samples"
+OPTIMIZER_KEY = "optimizer"
+LOSS_HISTORY_FILE = "loss_history.f32"
+
+
+class TrainingError(RuntimeError):
+    """Training cannot go on; the message says why and what to do."""
+
+
+@dataclass
+class TrainingSetup:
+    """Everything the trainer needs, decided before training starts (by the CLI or a test)."""
+
+    spec: ModuleType  # a model module (docs/design.md, "Models")
+    name: str
+    store: ModelStore
+    options: dict[str, Any]
+    device: str
+    backend: str
+    src: list[FaceSample]
+    dst: list[FaceSample]
+    loaded: Loaded | None = None  # a checkpoint to resume from
+    seed: int | None = None
+    workers: int = 2
+    device_lines: list[str] = field(default_factory=lambda: ["Using device: CPU"])
+
+
+def _weights_to_arrays(variables: list[Any]) -> dict[str, np.ndarray]:
+    import keras
+
+    arrays: dict[str, np.ndarray] = {}
+    for index, variable in enumerate(variables):
+        # The index keeps keys unique and ordered; the path tells a reader what it is.
+        arrays[f"{index:04d}/{variable.path}"] = keras.ops.convert_to_numpy(variable)
+    return arrays
+
+
+def _assign_arrays(variables: list[Any], arrays: dict[str, np.ndarray], what: str) -> None:
+    if len(arrays) != len(variables):
+        raise TrainingError(
+            f"saved {what} has {len(arrays)} tensors but the model has {len(variables)}: "
+            "the checkpoint was made by a different model version"
+        )
+    for variable, key in zip(variables, sorted(arrays), strict=True):
+        value = arrays[key]
+        if tuple(value.shape) != tuple(variable.shape):
+            raise TrainingError(
+                f"saved {what} tensor {key} has shape {value.shape}, "
+                f"the model expects {tuple(variable.shape)}"
+            )
+        # dtype cast: counters and seed states differ in integer width between backends
+        variable.assign(value.astype(variable.dtype))
+
+
+class Trainer:
+    """Trains one model step by step and saves it; the runner decides when."""
+
+    def __init__(self, setup: TrainingSetup) -> None:
+        import keras
+
+        self.setup = setup
+        spec = setup.spec
+        if setup.seed is not None:
+            keras.utils.set_random_seed(setup.seed)
+        self.batch_size = spec.batch_size(setup.options, 1)
+        self.model = spec.build(setup.options)
+        self.optimizer = spec.make_optimizer(setup.options)
+        self.optimizer.build(self.model.trainable_variables)
+        self.iteration = 0
+        if setup.loaded is not None:
+            self._restore(setup.loaded)
+
+        from dfl.backend import make_train_step
+
+        self.step_fn = make_train_step(self.model, spec.compute_losses, self.optimizer)
+        src_cfg, dst_cfg = spec.augment_configs(setup.options)
+        seed = setup.seed if setup.seed is not None else int(time.time_ns() % 2**31)
+        # A resumed run continues with fresh samples instead of replaying the first ones.
+        seed += self.iteration
+        self.producer = BatchProducer(
+            setup.src, setup.dst, src_cfg, dst_cfg, self.batch_size, seed, workers=setup.workers
+        )
+        self.history = LossHistory.open(
+            setup.store.folder / LOSS_HISTORY_FILE,
+            len(LOSS_NAMES),
+            valid_rows=setup.loaded.loss_rows if setup.loaded is not None else 0,
+        )
+        self.preview_inputs = self._initial_preview_inputs(setup.loaded)
+        self.last_inputs: dict[str, np.ndarray] | None = None
+        self._bad_steps = 0
+        self._unsaved_losses: list[tuple[float, ...]] = []
+        self.created_at = setup.loaded.state.created_at if setup.loaded is not None else _now_iso()
+
+    # ----------------------------------------------------------------- restore
+    def _restore(self, loaded: Loaded) -> None:
+        self.iteration = loaded.state.iteration
+        for name, network in self.model.networks.items():
+            _assign_arrays(network.weights, loaded.arrays(name), name)
+        _assign_arrays(self.optimizer.variables, loaded.arrays(OPTIMIZER_KEY), "optimizer")
+
+    def _initial_preview_inputs(self, loaded: Loaded | None) -> dict[str, np.ndarray]:
+        if loaded is not None and loaded.has(PREVIEW_SAMPLES_KEY):
+            arrays = loaded.arrays(PREVIEW_SAMPLES_KEY)
+            if all(a.shape[0] >= 1 for a in arrays.values()):
+                return arrays
+        batch = self.producer.get(timeout=BATCH_TIMEOUT_S)
+        return batch.as_inputs()
+
+    # -------------------------------------------------------------------- step
+    def train_one(self) -> tuple[float, tuple[float, ...]]:
+        """Train one iteration; returns (milliseconds, losses). Non-finite losses are skipped."""
+        started = time.perf_counter()
+        spec = self.setup.spec
+        fresh = None
+        if not spec.reuses_previous(self.iteration, self.last_inputs):
+            fresh = self.producer.get(timeout=BATCH_TIMEOUT_S).as_inputs()
+        inputs = spec.next_inputs(self.iteration, fresh, self.last_inputs)
+        result = self.step_fn(inputs)
+        losses = tuple(float(result[name]) for name in LOSS_NAMES)
+        elapsed_ms = (time.perf_counter() - started) * 1000.0
+        if not all(math.isfinite(v) for v in losses):
+            self._bad_steps += 1
+            if self._bad_steps >= MAX_BAD_STEPS:
+                bad = [n for n, v in zip(LOSS_NAMES, losses, strict=True) if not math.isfinite(v)]
+                names = ", ".join(bad)
+                raise TrainingError(
+                    f"{names} became NaN or infinite {MAX_BAD_STEPS} times in a row at iteration "
+                    f"{self.iteration}; training stopped and the last good save is kept. "
+                    "Try a lower learning rate or batch size, or restore a backup."
+                )
+            return elapsed_ms, losses
+        self._bad_steps = 0
+        self.last_inputs = inputs
+        self.iteration += 1
+        self.history.append(np.asarray([losses], dtype=np.float32))
+        self._unsaved_losses.append(losses)
+        return elapsed_ms, losses
+
+    @property
+    def last_step_skipped(self) -> bool:
+        """True when the last step's losses were not finite (the backends then change nothing)."""
+        return self._bad_steps > 0
+
+    # ------------------------------------------------------------------ saving
+    def state(self) -> ModelState:
+        return ModelState(
+            model_type=self.setup.spec.NAME,
+            name=self.setup.name,
+            iteration=self.iteration,
+            options=dict(self.setup.options),
+            device=self.setup.device,
+            backend=self.setup.backend,
+            created_with=__version__,
+            created_at=self.created_at,
+            saved_at=_now_iso(),
+        )
+
+    def summary(self) -> str:
+        return summary_text(
+            self.setup.name,
+            self.setup.spec.NAME,
+            self.iteration,
+            self.setup.options,
+            self.setup.device_lines,
+        )
+
+    def save(
+        self, progress: Callable[[int, int, str], None] | None = None
+    ) -> tuple[str, tuple[float, ...]]:
+        """Write a whole checkpoint; returns its path and the mean losses since the last save."""
+        self.step_fn.sync()
+        arrays = {
+            name: _weights_to_arrays(net.weights) for name, net in self.model.networks.items()
+        }
+        arrays[OPTIMIZER_KEY] = _weights_to_arrays(self.optimizer.variables)
+        arrays[PREVIEW_SAMPLES_KEY] = self.preview_inputs
+        rows = self.history.flush()
+        path = self.setup.store.save(
+            self.state(), arrays, summary_text=self.summary(), loss_rows=rows, progress=progress
+        )
+        means = tuple(float(np.mean(col)) for col in zip(*self._unsaved_losses, strict=True))
+        self._unsaved_losses.clear()
+        return str(path), means
+
+    def backup(self, keep: int) -> str:
+        return str(self.setup.store.backup(keep=keep))
+
+    # ---------------------------------------------------------------- previews
+    def preview_pages(self, fixed: bool = False) -> list[tuple[str, np.ndarray]]:
+        """Preview pages from the latest training batch (or the fixed preview samples)."""
+        self.step_fn.sync()
+        inputs = self.preview_inputs if fixed or self.last_inputs is None else self.last_inputs
+        return self.setup.spec.preview(self.model, inputs)
+
+    def loss_history(self) -> np.ndarray:
+        return self.history.tail()
+
+    def close(self) -> None:
+        self.producer.close()
+
+
+def _now_iso() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S%z")

@@ -1,0 +1,158 @@
+"""The main thread while training: shows events, pumps the preview window, maps keys to commands."""
+
+from __future__ import annotations
+
+import queue
+import signal
+import sys
+import time
+from dataclasses import dataclass
+from typing import TextIO
+
+import numpy as np
+
+from dfl.events import BackedUp, Command, Error, Message, Preview, Saved, Started, Step, Stopped
+from dfl.preview import LOSS_RANGES, compose_window
+from dfl.runner import TrainingRunner
+from dfl.ui.console import ConsoleKeys, StatusPrinter
+
+PUMP_INTERVAL_S = 0.05  # the window and console are serviced at 20 Hz (decision 13: >= 10 Hz)
+STOP_GRACE_S = 600.0
+KEY_HELP = (
+    "Keys (preview window or this console): [Enter] save and exit  [s] save  [b] backup  "
+    "[p] refresh preview  [space] next page  [l] loss range"
+)  # how long Ctrl+C waits for the final save before giving up
+
+
+@dataclass
+class SessionResult:
+    iteration: int
+    saved: bool
+    error: Error | None
+
+
+class _StopRequested(Exception):
+    """Raised from the SIGTERM handler to leave the event loop like Ctrl+C."""
+
+
+class TrainingSession:
+    """Runs the UI loop until the runner stops; owns every window call (main thread only)."""
+
+    def __init__(self, runner: TrainingRunner, *, window: object | None, out: TextIO = sys.stdout):
+        self.runner = runner
+        self.window = window  # a dfl.ui.window.PreviewWindow, or None without a display
+        self.out = out
+        self.status = StatusPrinter(out)
+        self.pages: tuple[tuple[str, np.ndarray], ...] = ()
+        self.page_index = 0
+        self.range_index = 0
+        self.history = np.zeros((0, 2), np.float32)
+        self.iteration = 0
+        self.stop_sent = False
+
+    # ------------------------------------------------------------------ events
+    def _handle(self, event: object) -> SessionResult | None:
+        if isinstance(event, Step):
+            self.iteration = event.iteration
+            self.status.step(event.iteration, event.ms, event.losses)
+        elif isinstance(event, Preview):
+            self.pages = event.pages
+            self.history = event.history
+            self.iteration = event.iteration
+            self.page_index %= max(1, len(self.pages))
+            self._redraw()
+        elif isinstance(event, Saved):
+            self.status.saved(event.iteration, event.mean_losses)
+        elif isinstance(event, BackedUp):
+            self.status.message(f"Backup made: {event.path}")
+        elif isinstance(event, Started | Message):
+            self.status.message(event.message if isinstance(event, Started) else event.text)
+        elif isinstance(event, Error):
+            self._error = event
+        elif isinstance(event, Stopped):
+            return SessionResult(event.iteration, event.saved, getattr(self, "_error", None))
+        return None
+
+    def _redraw(self) -> None:
+        if self.window is None:
+            return
+        image = compose_window(
+            list(self.pages), self.page_index, self.history, self.range_index, self.iteration
+        )
+        self.window.show(image)
+
+    # -------------------------------------------------------------------- keys
+    def _act(self, command: Command) -> None:
+        if command is Command.NEXT_PAGE:
+            if self.pages:
+                self.page_index = (self.page_index + 1) % len(self.pages)
+                self._redraw()
+        elif command is Command.LOSS_RANGE:
+            self.range_index = (self.range_index + 1) % len(LOSS_RANGES)
+            self._redraw()
+        elif command is Command.SAVE_AND_EXIT:
+            self._request_stop()
+        else:
+            if command is Command.SAVE:
+                self.status.message("Saving...")
+            elif command is Command.BACKUP:
+                self.status.message("Creating backup...")
+            self.runner.send(command)
+
+    def _request_stop(self) -> None:
+        if not self.stop_sent:
+            self.status.message("Saving and exiting...")
+            self.runner.send(Command.SAVE_AND_EXIT)
+            self.stop_sent = True
+
+    # -------------------------------------------------------------------- loop
+    def run(self) -> SessionResult:
+        def on_sigterm(signum: int, frame: object) -> None:
+            raise _StopRequested
+
+        previous = signal.signal(signal.SIGTERM, on_sigterm)
+        try:
+            with ConsoleKeys() as keys:
+                return self._loop(keys)
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+            if self.window is not None:
+                self.window.close()
+            self.status.finish()
+
+    def _loop(self, keys: ConsoleKeys) -> SessionResult:
+        deadline: float | None = None
+        self._redraw()  # the window shows the key help while the first iteration runs
+        self.status.message(KEY_HELP)
+        while True:
+            try:
+                result = self._drain()
+                if result is not None:
+                    return result
+                commands = list(keys.poll())
+                if self.window is not None and self.window.closed_by_user():
+                    self.window.close()
+                    self.window = None
+                    self.status.message("Preview window closed: keys work from this console.")
+                if self.window is not None:
+                    commands += self.window.poll(int(PUMP_INTERVAL_S * 1000))
+                else:
+                    time.sleep(PUMP_INTERVAL_S)
+                for command in commands:
+                    self._act(command)
+                if deadline is not None and time.monotonic() > deadline:
+                    return SessionResult(self.iteration, False, Error("the trainer did not stop"))
+            except (KeyboardInterrupt, _StopRequested):
+                # Ctrl+C and SIGTERM save and exit (decision 12); a second one keeps waiting.
+                self._request_stop()
+                deadline = deadline or time.monotonic() + STOP_GRACE_S
+
+    def _drain(self) -> SessionResult | None:
+        while True:
+            try:
+                event = self.runner.events.get_nowait()
+            except queue.Empty:
+                return None
+            result = self._handle(event)
+            if result is not None:
+                return result

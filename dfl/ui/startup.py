@@ -1,0 +1,262 @@
+"""`dfl train`: the start-up dialogue (model, name, device, options, facesets), then training."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from tqdm import tqdm
+
+from dfl.ui import text
+
+MODEL_CHOICES = ("SAEHD", "AMP", "Quick96")
+DEFAULT_MODEL = "Quick96"
+
+
+@dataclass
+class Folders:
+    src: Path
+    dst: Path
+    model_dir: Path
+
+
+def _folders(args: argparse.Namespace) -> Folders:
+    """DFL's folder flags win; whatever they leave out comes from the workspace (decision 20)."""
+    from dfl.workspace import Workspace
+
+    root = (args.workspace or Path.cwd() / "workspace").expanduser().resolve()
+    workspace = Workspace(root)
+    uses_workspace = not (
+        args.training_data_src_dir and args.training_data_dst_dir and args.model_dir
+    )
+    if uses_workspace:
+        for created in workspace.ensure():
+            text.note(f"Created {created}")
+
+    def pick(flag: Path | None, default: Path) -> Path:
+        return flag.expanduser().resolve() if flag else default
+
+    folders = Folders(
+        src=pick(args.training_data_src_dir, workspace.data_src),
+        dst=pick(args.training_data_dst_dir, workspace.data_dst),
+        model_dir=pick(args.model_dir, workspace.model_dir),
+    )
+    folders.model_dir.mkdir(parents=True, exist_ok=True)
+    return folders
+
+
+def _model_type(args: argparse.Namespace) -> str:
+    from dfl.options import Option
+    from dfl.registry import canonical_name
+    from dfl.ui.prompts import InputClosed, ask_option
+
+    if args.model:
+        return canonical_name(args.model)
+    option = Option(
+        name="model",
+        label="Model",
+        type=str,
+        default=DEFAULT_MODEL,
+        choices=MODEL_CHOICES,
+        help="SAEHD: high quality, many options. AMP: for real-time use in DeepFaceLive. "
+        "Quick96: 96 px, no questions, a fast start.",
+    )
+    try:
+        return canonical_name(ask_option(option, DEFAULT_MODEL))
+    except InputClosed:
+        text.note(f"Input closed: using the default model {DEFAULT_MODEL}.")
+        return DEFAULT_MODEL
+
+
+def _model_name(args: argparse.Namespace, model_dir: Path, model_type: str) -> str:
+    from dfl.ui.menu import choose_model
+    from dfl.workspace import list_models, validate_name
+
+    name = args.force_model_name or args.name
+    if name:
+        reason = validate_name(name)
+        if reason:
+            from dfl.cli import UserError
+
+            raise UserError(f"invalid model name {name!r}: {reason}")
+        return name
+    if args.silent_start:
+        models = list_models(model_dir, model_type)
+        if models:
+            text.info(f'Silent start: choosed model "{models[0].name}"')
+            return models[0].name
+    return choose_model(model_dir, model_type)
+
+
+def _device(args: argparse.Namespace, stored: str | None) -> tuple[str, list[str]]:
+    """Returns the device choice ('cpu' or '0,1') and the summary lines describing it."""
+    from dfl.backend import list_devices
+    from dfl.cli import UserError
+    from dfl.summary import describe_devices
+    from dfl.ui.menu import choose_device, parse_device_choice, suggest_devices
+
+    devices = list_devices()
+    if args.cpu_only:
+        choice = "cpu"
+    elif args.force_gpu_idxs or args.device:
+        try:
+            choice = parse_device_choice(args.force_gpu_idxs or args.device, devices)
+        except ValueError as exc:
+            raise UserError(f"invalid device: {exc}") from None
+    elif args.silent_start:
+        choice = suggest_devices(devices).split(",")[0]
+        text.info(f"Silent start: choosed device {choice}")
+    else:
+        choice = choose_device(devices, stored)
+    if choice == "cpu":
+        return choice, describe_devices([])
+    chosen = {int(i) for i in choice.split(",")}
+    return choice, describe_devices([d for d in devices if d.index in chosen])
+
+
+def _load_faceset(folder: Path, side: str):  # -> list[FaceSample]
+    from dfl.faceset import load_faceset
+
+    bar = tqdm(desc=f"Loading {side} samples", unit="file", leave=True, dynamic_ncols=True)
+
+    def progress(done: int, total: int) -> None:
+        bar.total = total
+        bar.n = done
+        bar.refresh()
+
+    try:
+        faceset = load_faceset(folder, progress=progress)
+    finally:
+        bar.close()
+    if faceset.skipped:
+        text.warn(f"{side}: {faceset.skipped_summary()}")
+    text.info(f"{side}: {len(faceset.samples)} faces from {folder}")
+    return faceset.samples
+
+
+def train(args: argparse.Namespace) -> int:
+    """Run `dfl train`; returns the exit code."""
+    from dfl import backend
+    from dfl.cli import EXIT_FAILED, EXIT_OK, UserError
+    from dfl.options import COMMON_OPTIONS, parse_assignments, resolve_options
+    from dfl.registry import check_available
+    from dfl.registry import load as load_model
+    from dfl.state import ModelStore
+    from dfl.ui.prompts import answer_from_console, override_gate
+    from dfl.workspace import model_folder
+
+    backend_name = backend.select(args.backend)
+    text.info("Running trainer.")
+    folders = _folders(args)
+    model_type = check_available(_model_type(args))
+    name = _model_name(args, folders.model_dir, model_type)
+    store = ModelStore(model_folder(folders.model_dir, name, model_type))
+
+    with store.lock() as lock_note:
+        if lock_note:
+            text.note(lock_note)
+        loaded = None
+        if store.has_state():
+            text.info(f"Loading {name}_{model_type} model...")
+            loaded = store.load()
+            for note in loaded.notes:
+                text.warn(note)
+            if loaded.state.model_type != model_type:
+                raise UserError(f"{store.folder} holds a {loaded.state.model_type} model")
+        else:
+            text.info("Model first run.")
+
+        device, device_lines = _device(args, loaded.state.device if loaded else None)
+        backend.use_device(device)
+        spec = load_model(model_type)  # imports Keras: only after the device is chosen
+
+        table = COMMON_OPTIONS + tuple(spec.OPTIONS)
+        table = spec.option_table() if hasattr(spec, "option_table") else table
+        ask_changeable = False
+        if loaded is not None and spec.ASKS_OPTIONS:
+            ask_changeable = args.override or override_gate()
+        answer = answer_from_console() if spec.ASKS_OPTIONS else None
+        resolved = resolve_options(
+            table,
+            stored=loaded.state.options if loaded else None,
+            overrides=parse_assignments(args.opt),
+            answer=answer,
+            ask_changeable=ask_changeable,
+        )
+        for note in resolved.notes:
+            text.note(note)
+        options = resolved.options
+
+        src = _load_faceset(folders.src, "src")
+        dst = _load_faceset(folders.dst, "dst")
+
+        if args.debug:
+            from dfl.ui.debugview import show_samples
+
+            return show_samples(spec, options, src, dst, no_window=args.no_preview)
+
+        from dfl.runner import Schedule, TrainingRunner
+        from dfl.summary import summary_text
+        from dfl.trainer import Trainer, TrainingSetup
+
+        text.info(
+            summary_text(
+                name, model_type, loaded.state.iteration if loaded else 0, options, device_lines
+            )
+        )
+        if device == "cpu":
+            text.warn(
+                "Training runs on the CPU: expect about a second or more per iteration. "
+                "See README.md for GPU set-up."
+            )
+        setup = TrainingSetup(
+            spec=spec,
+            name=name,
+            store=store,
+            options=options,
+            device=device,
+            backend=backend_name,
+            src=src,
+            dst=dst,
+            loaded=loaded,
+            seed=int(options.get("seed", 0)),
+            workers=max(1, min(4, (os.cpu_count() or 2))),
+            device_lines=device_lines,
+        )
+        window = _open_window(args.no_preview)
+        interactive = window is not None or sys.stdin.isatty()
+        schedule = Schedule(
+            target_iter=int(options.get("target_iter", 0)),
+            autobackup_hours=float(options.get("autobackup_hour", 2)),
+            backups_kept=int(options.get("autobackup_keep", 8)),
+            exit_at_target=not interactive,
+        )
+        runner = TrainingRunner(lambda: Trainer(setup), schedule)
+        runner.start()
+        from dfl.ui.session import TrainingSession
+
+        result = TrainingSession(runner, window=window).run()
+        runner.join(timeout=30)
+        if result.error is not None:
+            text.error(result.error.message)
+            if args.debug and result.error.details:
+                text.info(result.error.details)
+            return EXIT_FAILED
+        text.info("Done.")
+        return EXIT_OK
+
+
+def _open_window(no_preview: bool):  # -> PreviewWindow | None
+    if no_preview:
+        text.note("No preview window (--no-preview): keys work from this console.")
+        return None
+    from dfl.ui.window import PreviewWindow, display_available
+
+    ok, reason = display_available()
+    if not ok:
+        text.warn(f"{reason}")
+        return None
+    return PreviewWindow()

@@ -1,0 +1,213 @@
+"""End to end through a real terminal: create a Quick96 model, train, S/B/Enter, resume."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.terminal import TmuxSession, tmux_available
+
+pytestmark = [
+    pytest.mark.ui,
+    pytest.mark.skipif(not tmux_available(), reason="tmux is not installed"),
+]
+
+DFL = [sys.executable, "-m", "dfl.cli"]
+DEMO_FACES = 12
+FIRST_STEP_TIMEOUT_S = 240  # imports, network build and the first compiled step on 2 cores
+STEP_TIMEOUT_S = 90
+EXIT_TIMEOUT_S = 120
+
+
+def _env(**extra: str) -> dict[str, str]:
+    env = {
+        "KERAS_BACKEND": os.environ.get("KERAS_BACKEND", "tensorflow"),
+        "TF_CPP_MIN_LOG_LEVEL": "3",
+        "NO_COLOR": "1",
+        "PYTHONUNBUFFERED": "1",
+        "DISPLAY": "",
+        "PATH": os.environ["PATH"],
+        "HOME": os.environ.get("HOME", "/root"),
+    }
+    env.update(extra)
+    return env
+
+
+@pytest.fixture(scope="module")
+def demo_workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("ws") / "workspace"
+    subprocess.run(
+        [*DFL, "demo", "--workspace", str(root), "--count", str(DEMO_FACES)],
+        check=True,
+        capture_output=True,
+        env={**os.environ, "NO_COLOR": "1"},
+    )
+    return root
+
+
+def _current_state(model_folder: Path) -> dict:
+    pointer = (model_folder / "current").read_text().strip()
+    return json.loads((model_folder / "checkpoints" / pointer / "state.json").read_text())
+
+
+def _wait_until(condition, timeout: float) -> None:
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if condition():
+                return
+        except OSError:  # a checkpoint folder replaced while we read it
+            pass
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.25)
+
+
+def _iteration_on_screen(session: TmuxSession) -> int:
+    import re
+
+    found = re.findall(r"\[#(\d{6})\]", session.screen())
+    return int(found[-1]) if found else 0
+
+
+def test_create_train_save_backup_exit_resume(demo_workspace: Path, tmp_path: Path) -> None:
+    workspace = tmp_path / "workspace"
+    shutil.copytree(demo_workspace, workspace)
+    model = workspace / "model" / "new_Quick96"
+
+    # No --model and no --name: the model-type prompt and the new-model prompt take Enter.
+    session = TmuxSession(
+        [*DFL, "train", "--workspace", str(workspace), "--no-preview"], tmp_path, _env()
+    )
+    try:
+        session.wait_for(r"\[Quick96\] Model \( SAEHD/AMP/Quick96 \?:help \) : ", 60)
+        session.send("Enter")
+        session.wait_for(r"No saved models found\. Enter a name of a new model : ", 30)
+        session.send("Enter")
+        session.wait_for(r"\[#000002\]", FIRST_STEP_TIMEOUT_S)
+        assert (model / "current").exists(), "the first iteration is saved at once"
+
+        saved_before = _current_state(model)["iteration"]
+        session.send("s")
+        _wait_until(lambda: _current_state(model)["iteration"] > saved_before, STEP_TIMEOUT_S)
+
+        session.send("b")
+        session.wait_for(r"Backup made", STEP_TIMEOUT_S)
+        assert (model / "autobackups" / "01" / "manifest.json").exists()
+
+        session.send("Enter")
+        assert session.exit_code(EXIT_TIMEOUT_S) == 0
+        screen = session.screen()
+        assert "Done." in screen
+        final_iteration = _iteration_on_screen(session)
+    finally:
+        session.close()
+    state = _current_state(model)
+    assert state["iteration"] == final_iteration
+    assert state["model_type"] == "Quick96"
+
+    # Restart: the menu lists the model; Enter picks it and training resumes where it stopped.
+    session = TmuxSession(
+        [*DFL, "train", "--workspace", str(workspace), "--model", "Quick96", "--no-preview"],
+        tmp_path,
+        _env(),
+    )
+    try:
+        session.wait_for(r"\[0\] : new - latest", 60)
+        session.send("Enter")
+        session.wait_for(rf"\[#{final_iteration + 1:06d}\]", FIRST_STEP_TIMEOUT_S)
+        session.send("C-c")  # Ctrl+C saves and exits too
+        assert session.exit_code(EXIT_TIMEOUT_S) == 0
+        resumed_to = _iteration_on_screen(session)
+    finally:
+        session.close()
+    assert _current_state(model)["iteration"] == resumed_to > final_iteration
+
+
+def _run(args: list[str], cwd: Path, stdin: str = "") -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*DFL, *args],
+        cwd=cwd,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=FIRST_STEP_TIMEOUT_S + EXIT_TIMEOUT_S,
+        env={**os.environ, **_env()},
+    )
+
+
+def test_missing_and_empty_facesets_stop_with_a_message(tmp_path: Path) -> None:
+    result = _run(["train", "--model", "Quick96", "--name", "x", "--no-preview"], tmp_path)
+    assert result.returncode == 2, result.stderr
+    assert "Created" in result.stdout  # ./workspace was made for the user
+    assert "no faces" in result.stderr.lower() or "empty" in result.stderr.lower()
+    assert "Traceback" not in result.stderr
+
+    result = _run(
+        [
+            "train",
+            "--model",
+            "Quick96",
+            "--name",
+            "x",
+            "--no-preview",
+            "--training-data-src-dir",
+            str(tmp_path / "nowhere"),
+            "--training-data-dst-dir",
+            str(tmp_path / "nowhere"),
+            "--model-dir",
+            str(tmp_path / "models"),
+        ],
+        tmp_path,
+    )
+    assert result.returncode == 2
+    assert "not found" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_piped_input_takes_defaults_and_exits_at_target(
+    demo_workspace: Path, tmp_path: Path
+) -> None:
+    """A script with closed stdin: every prompt takes its default; the target ends the run."""
+    workspace = tmp_path / "workspace"
+    shutil.copytree(demo_workspace, workspace)
+    result = _run(
+        ["train", "--workspace", str(workspace), "--no-preview", "--opt", "target_iter=2"],
+        tmp_path,
+        stdin="",
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "input closed" in result.stdout.lower()
+    state = _current_state(workspace / "model" / "new_Quick96")
+    assert state["iteration"] == 2
+    assert state["options"]["target_iter"] == 2
+
+
+def test_invalid_option_is_refused_with_the_valid_names(
+    demo_workspace: Path, tmp_path: Path
+) -> None:
+    result = _run(
+        [
+            "train",
+            "--workspace",
+            str(demo_workspace),
+            "--model",
+            "Quick96",
+            "--name",
+            "y",
+            "--no-preview",
+            "--opt",
+            "no_such_option=1",
+        ],
+        tmp_path,
+    )
+    assert result.returncode == 2
+    assert "no_such_option" in result.stderr
+    assert "target_iter" in result.stderr

@@ -1,0 +1,116 @@
+"""End to end with the real preview window under Xvfb: S, B and Enter sent by xdotool."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests import xvfb
+
+pytestmark = pytest.mark.ui
+
+DFL = [sys.executable, "-m", "dfl.cli"]
+WINDOW_TITLE = "Training preview"
+FIRST_STEP_TIMEOUT_S = 240
+ACTION_TIMEOUT_S = 90
+
+
+@pytest.fixture
+def x_display():
+    missing = xvfb.missing_tools("Xvfb", "xdotool")
+    if missing:
+        pytest.skip(f"needs {' and '.join(missing)} (apt-get install xvfb xdotool)")
+    with xvfb.xvfb_display() as display:
+        yield display
+
+
+def _state(model: Path) -> dict:
+    pointer = (model / "current").read_text().strip()
+    return json.loads((model / "checkpoints" / pointer / "state.json").read_text())
+
+
+def _wait(condition, timeout: float, what: str, child: subprocess.Popen) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if condition():
+                return
+        except OSError:
+            pass
+        if child.poll() is not None:
+            raise AssertionError(f"trainer exited early ({child.returncode}) waiting for {what}")
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.25)
+
+
+def _key(env: dict[str, str], window_id: int, key: str) -> None:
+    # No window manager under Xvfb: focus the window directly, then type through XTEST.
+    subprocess.run(
+        ["xdotool", "windowfocus", "--sync", str(window_id), "key", key],
+        env=env,
+        timeout=10,
+        check=True,
+    )
+
+
+def test_preview_window_keys_save_backup_exit(x_display: str, tmp_path: Path) -> None:
+    workspace = tmp_path / "workspace"
+    subprocess.run(
+        [*DFL, "demo", "--workspace", str(workspace), "--count", "8"],
+        check=True,
+        capture_output=True,
+    )
+    model = workspace / "model" / "win_Quick96"
+    env = {**os.environ, "DISPLAY": x_display, "NO_COLOR": "1", "TF_CPP_MIN_LOG_LEVEL": "3"}
+    log = (tmp_path / "train.log").open("w")
+    child = subprocess.Popen(
+        [*DFL, "train", "--workspace", str(workspace), "--model", "Quick96", "--name", "win"],
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        found = subprocess.run(
+            ["xdotool", "search", "--sync", "--onlyvisible", "--name", f"^{WINDOW_TITLE}$"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=FIRST_STEP_TIMEOUT_S,
+            check=True,
+        )
+        window_id = int(found.stdout.split()[0])
+        _wait(lambda: (model / "current").exists(), FIRST_STEP_TIMEOUT_S, "the first save", child)
+
+        first = _state(model)["iteration"]
+        _key(env, window_id, "s")
+        _wait(lambda: _state(model)["iteration"] > first, ACTION_TIMEOUT_S, "S to save", child)
+
+        _key(env, window_id, "b")
+        _wait(
+            lambda: (model / "autobackups" / "01" / "manifest.json").exists(),
+            ACTION_TIMEOUT_S,
+            "B to back up",
+            child,
+        )
+
+        _key(env, window_id, "Return")
+        assert child.wait(timeout=ACTION_TIMEOUT_S) == 0
+    finally:
+        if child.poll() is None:
+            child.kill()
+        log.close()
+    output = (tmp_path / "train.log").read_text()
+    assert "Done." in output, output[-3000:]
+    assert "console keys only" not in output
+    # Enter saved the final state: the saved iteration is the last one trained.
+    assert _state(model)["iteration"] >= first + 1
+    shutil.rmtree(workspace)
