@@ -47,6 +47,12 @@ class Saved:
 
 
 @dataclass(frozen=True)
+class SaveProgress:
+    done: int  # files written so far
+    total: int
+
+
+@dataclass(frozen=True)
 class BackedUp:
     iteration: int
     path: str
@@ -69,4 +75,4 @@ class Stopped:
     saved: bool
 
 
-Event = Started | Step | Preview | Saved | BackedUp | Message | Error | Stopped
+Event = Started | Step | Preview | SaveProgress | Saved | BackedUp | Message | Error | Stopped

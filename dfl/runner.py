@@ -18,6 +18,7 @@ from dfl.events import (
     Message,
     Preview,
     Saved,
+    SaveProgress,
     Started,
     Step,
     Stopped,
@@ -99,7 +100,10 @@ class TrainingRunner:
             self._emit(Stopped(trainer.iteration if trainer else 0, saved))
 
     def _save(self, trainer: Trainer) -> None:
-        path, means = trainer.save()
+        def progress(done: int, total: int, name: str) -> None:
+            self._emit(SaveProgress(done, total))
+
+        path, means = trainer.save(progress)
         self._emit(Saved(trainer.iteration, means, path))
 
     def _backup(self, trainer: Trainer) -> None:

@@ -44,6 +44,7 @@ class TrainingSetup:
     src: list[FaceSample]
     dst: list[FaceSample]
     loaded: Loaded | None = None  # a checkpoint to resume from
+    pretrained: Loaded | None = None  # a new model starts from these network weights
     seed: int | None = None
     workers: int = 2
     device_lines: list[str] = field(default_factory=lambda: ["Using device: CPU"])
@@ -93,6 +94,9 @@ class Trainer:
         self.iteration = 0
         if setup.loaded is not None:
             self._restore(setup.loaded)
+        elif setup.pretrained is not None:
+            for name, network in self.model.networks.items():
+                _assign_arrays(network.weights, setup.pretrained.arrays(name), name)
 
         from dfl.backend import make_train_step
 

@@ -10,8 +10,20 @@ from dataclasses import dataclass
 from typing import TextIO
 
 import numpy as np
+from tqdm import tqdm
 
-from dfl.events import BackedUp, Command, Error, Message, Preview, Saved, Started, Step, Stopped
+from dfl.events import (
+    BackedUp,
+    Command,
+    Error,
+    Message,
+    Preview,
+    Saved,
+    SaveProgress,
+    Started,
+    Step,
+    Stopped,
+)
 from dfl.preview import LOSS_RANGES, compose_window
 from dfl.runner import TrainingRunner
 from dfl.ui.console import ConsoleKeys, StatusPrinter
@@ -49,6 +61,7 @@ class TrainingSession:
         self.history = np.zeros((0, 2), np.float32)
         self.iteration = 0
         self.stop_sent = False
+        self._save_bar: tqdm | None = None
 
     # ------------------------------------------------------------------ events
     def _handle(self, event: object) -> SessionResult | None:
@@ -61,6 +74,8 @@ class TrainingSession:
             self.iteration = event.iteration
             self.page_index %= max(1, len(self.pages))
             self._redraw()
+        elif isinstance(event, SaveProgress):
+            self._save_progress(event)
         elif isinstance(event, Saved):
             self.status.saved(event.iteration, event.mean_losses)
         elif isinstance(event, BackedUp):
@@ -72,6 +87,20 @@ class TrainingSession:
         elif isinstance(event, Stopped):
             return SessionResult(event.iteration, event.saved, getattr(self, "_error", None))
         return None
+
+    def _save_progress(self, event: SaveProgress) -> None:
+        if self._save_bar is None:
+            if self.status.tty:
+                self.status.transient("")  # the bar takes the status line's place
+            # disable=None: no bar when the output is not a terminal
+            self._save_bar = tqdm(
+                total=event.total, desc="Saving", unit="file", leave=False, disable=None
+            )
+        self._save_bar.n = event.done
+        self._save_bar.refresh()
+        if event.done >= event.total:
+            self._save_bar.close()
+            self._save_bar = None
 
     def _redraw(self) -> None:
         if self.window is None:

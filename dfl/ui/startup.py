@@ -190,6 +190,12 @@ def train(args: argparse.Namespace) -> int:
             text.note(note)
         options = resolved.options
 
+        pretrained = None
+        if args.pretrained_model_dir and loaded is None:
+            pretrained = _load_pretrained(args.pretrained_model_dir, model_type)
+        if args.pretraining_data_dir:
+            text.note("--pretraining-data-dir is used only by SAEHD's pretrain mode; ignored.")
+
         src = _load_faceset(folders.src, "src")
         dst = _load_faceset(folders.dst, "dst")
 
@@ -222,6 +228,7 @@ def train(args: argparse.Namespace) -> int:
             src=src,
             dst=dst,
             loaded=loaded,
+            pretrained=pretrained,
             seed=int(options.get("seed", 0)),
             workers=max(1, min(4, (os.cpu_count() or 2))),
             device_lines=device_lines,
@@ -247,6 +254,22 @@ def train(args: argparse.Namespace) -> int:
             return EXIT_FAILED
         text.info("Done.")
         return EXIT_OK
+
+
+def _load_pretrained(folder: Path, model_type: str):  # -> Loaded
+    """The networks of a saved model folder, to start a new model from (optimizer not taken)."""
+    from dfl.cli import UserError
+    from dfl.state import ModelStore
+
+    folder = folder.expanduser().resolve()
+    store = ModelStore(folder)
+    if not store.has_state():
+        raise UserError(f"--pretrained-model-dir {folder} holds no saved model")
+    pretrained = store.load()
+    if pretrained.state.model_type != model_type:
+        raise UserError(f"{folder} holds a {pretrained.state.model_type} model, not {model_type}")
+    text.note(f"Starting from the weights of {folder.name} (iteration {pretrained.iteration}).")
+    return pretrained
 
 
 def _open_window(no_preview: bool):  # -> PreviewWindow | None
