@@ -43,6 +43,7 @@ class Schedule:
     save_interval_s: float = SAVE_INTERVAL_S
     preview_interval_s: float = PREVIEW_INTERVAL_S
     exit_at_target: bool = False  # when nobody can press Enter (no window, no terminal)
+    preview_history_every: int = 0  # iterations between preview-history frames; 0 = off
 
 
 def _oom_advice(exc: BaseException) -> str | None:
@@ -191,6 +192,9 @@ class TrainingRunner:
                 continue
             dirty = True
             self._emit(Step(trainer.iteration, ms, losses))
+            every = sched.preview_history_every
+            if every and (trainer.iteration - 1) % every == 0:
+                trainer.write_preview_history()  # DFL counts frames from iteration 0
             now = time.monotonic()
 
             if trainer.iteration == 1 or now - last_save >= sched.save_interval_s:

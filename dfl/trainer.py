@@ -9,12 +9,14 @@ from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
 
+import cv2
 import numpy as np
 
 from dfl import __version__
 from dfl.batcher import BatchProducer
 from dfl.faceset import FaceSample
 from dfl.losshistory import LossHistory
+from dfl.preview import loss_graph
 from dfl.state import Loaded, ModelState, ModelStore
 from dfl.summary import summary_text
 
@@ -25,6 +27,7 @@ PREVIEW_ROWS = 4
 PREVIEW_SAMPLES_KEY = "preview_samples"
 OPTIMIZER_KEY = "optimizer"
 LOSS_HISTORY_FILE = "loss_history.f32"
+HISTORY_LAST_FILE = "_last.jpg"
 
 
 class TrainingError(RuntimeError):
@@ -219,6 +222,21 @@ class Trainer:
         self.step_fn.sync()
         inputs = self.preview_inputs if fixed or self.last_inputs is None else self.last_inputs
         return self.setup.spec.preview(self.model, inputs)
+
+    def write_preview_history(self) -> None:
+        """Save the fixed-sample pages, loss graph on top, as history/<page>/<iteration>.jpg."""
+        history = self.loss_history()
+        for name, page in self.preview_pages(fixed=True):
+            graph = loss_graph(history, page.shape[1], self.iteration)
+            image = np.concatenate([graph, page], axis=0)
+            folder = self.setup.store.history_dir / name
+            folder.mkdir(parents=True, exist_ok=True)
+            ok, encoded = cv2.imencode(".jpg", image)
+            if not ok:
+                raise TrainingError(f"could not encode the preview history image for {name}")
+            # Plain writes: a history frame lost to a crash costs nothing.
+            (folder / f"{self.iteration:07d}.jpg").write_bytes(encoded.tobytes())
+            (folder / HISTORY_LAST_FILE).write_bytes(encoded.tobytes())
 
     def loss_history(self) -> np.ndarray:
         return self.history.tail()

@@ -29,6 +29,7 @@ ENCODER_DOWNSCALES = 4
 MASK_BLUR_PER_PX = 32  # mask blur σ = max(1, res // 32)
 PREVIEW_CHUNK = 4  # images per forward pass in predict_preview
 PREVIEW_ROWS = 4  # sample rows on a preview page
+PREVIEW_HISTORY_EVERY = 10  # iterations between preview-history frames (when enabled)
 
 
 @dataclass(frozen=True)

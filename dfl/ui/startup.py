@@ -14,6 +14,7 @@ from dfl.ui import text
 
 MODEL_CHOICES = ("SAEHD", "AMP", "Quick96")
 DEFAULT_MODEL = "Quick96"
+ERROR_REPORT = "last_error.txt"  # the traceback of a failed run, beside the checkpoints
 
 
 @dataclass
@@ -171,10 +172,10 @@ def train(args: argparse.Namespace) -> int:
 
         device, device_lines = _device(args, loaded.state.device if loaded else None)
         backend.use_device(device)
-        spec = load_model(model_type)  # imports Keras: only after the device is chosen
+        backend.import_keras(backend_name)  # only after the device is chosen; quiets TF
+        spec = load_model(model_type)
 
         table = COMMON_OPTIONS + tuple(spec.OPTIONS)
-        table = spec.option_table() if hasattr(spec, "option_table") else table
         ask_changeable = False
         if loaded is not None and spec.ASKS_OPTIONS:
             ask_changeable = args.override or override_gate()
@@ -240,6 +241,9 @@ def train(args: argparse.Namespace) -> int:
             autobackup_hours=float(options.get("autobackup_hour", 2)),
             backups_kept=int(options.get("autobackup_keep", 8)),
             exit_at_target=not interactive,
+            preview_history_every=(
+                spec.PREVIEW_HISTORY_EVERY if options.get("write_preview_history") else 0
+            ),
         )
         runner = TrainingRunner(lambda: Trainer(setup), schedule)
         runner.start()
@@ -249,8 +253,10 @@ def train(args: argparse.Namespace) -> int:
         runner.join(timeout=30)
         if result.error is not None:
             text.error(result.error.message)
-            if args.debug and result.error.details:
-                text.info(result.error.details)
+            if result.error.details:
+                report = store.folder / ERROR_REPORT
+                report.write_text(result.error.details, encoding="utf-8")
+                text.info(f"Details for a bug report: {report}")
             return EXIT_FAILED
         text.info("Done.")
         return EXIT_OK

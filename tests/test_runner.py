@@ -1,0 +1,138 @@
+"""The trainer and its worker thread, headless, on a tiny Quick96-layout network."""
+
+from __future__ import annotations
+
+import queue
+import types
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from dfl import backend
+
+backend.select(None)
+
+from dfl.augment import AugmentConfig  # noqa: E402
+from dfl.events import BackedUp, Command, Error, Preview, Saved, Step, Stopped  # noqa: E402
+from dfl.faceset import load_faceset  # noqa: E402
+from dfl.models import quick96  # noqa: E402
+from dfl.options import COMMON_OPTIONS, resolve_options  # noqa: E402
+from dfl.runner import Schedule, TrainingRunner  # noqa: E402
+from dfl.state import ModelStore  # noqa: E402
+from dfl.trainer import Trainer, TrainingSetup  # noqa: E402
+
+FACESET = Path(__file__).parent / "data" / "dfl-faceset"
+EVENT_TIMEOUT_S = 120
+
+
+def tiny_spec() -> types.SimpleNamespace:
+    """Quick96's contract with the 32 px test architecture."""
+    spec = types.SimpleNamespace(**{k: getattr(quick96, k) for k in dir(quick96) if k[0] != "_"})
+    spec.build = lambda options: quick96.build(options, quick96.TINY)
+    config = AugmentConfig(resolution=quick96.TINY.resolution, face_type=quick96.FACE_TYPE)
+    spec.augment_configs = lambda options: (config, config)
+    return spec
+
+
+def make_setup(folder: Path, **options: str) -> TrainingSetup:
+    resolved = resolve_options(COMMON_OPTIONS, overrides=options).options
+    return TrainingSetup(
+        spec=tiny_spec(),
+        name="tiny",
+        store=ModelStore(folder),
+        options=resolved,
+        device="cpu",
+        backend="tensorflow",
+        src=load_faceset(FACESET / "src").samples,
+        dst=load_faceset(FACESET / "dst").samples,
+        seed=1,
+        workers=1,
+    )
+
+
+def run_until(runner: TrainingRunner, done, commands=()):
+    """Collect events until `done(event)`; send `commands[i]` after the i-th Step."""
+    events = []
+    pending = list(commands)
+    while True:
+        event = runner.events.get(timeout=EVENT_TIMEOUT_S)
+        events.append(event)
+        if isinstance(event, Error):
+            raise AssertionError(event.message + "\n" + event.details)
+        if isinstance(event, Step) and pending:
+            runner.send(pending.pop(0))
+        if done(event):
+            return events
+
+
+def test_save_backup_stop_and_resume_exactly(tmp_path: Path) -> None:
+    folder = tmp_path / "tiny_Quick96"
+    setup = make_setup(folder, write_preview_history="y")
+    schedule = Schedule(preview_history_every=2)
+    runner = TrainingRunner(lambda: Trainer(setup), schedule)
+    runner.start()
+    events = run_until(
+        runner,
+        lambda e: isinstance(e, Stopped),
+        [Command.SAVE, Command.BACKUP, Command.REFRESH_PREVIEW, Command.SAVE_AND_EXIT],
+    )
+    runner.join(10)
+    steps = [e for e in events if isinstance(e, Step)]
+    saves = [e for e in events if isinstance(e, Saved)]
+    stopped = events[-1]
+    assert stopped.saved
+    assert saves[0].iteration == 1  # the save right after the first iteration
+    assert saves[-1].iteration == stopped.iteration == steps[-1].iteration
+    assert any(isinstance(e, BackedUp) for e in events)
+    assert (folder / "autobackups" / "01" / "manifest.json").exists()
+    previews = [e for e in events if isinstance(e, Preview)]
+    assert previews and [name for name, _ in previews[0].pages] == ["Quick96", "Quick96 masked"]
+    assert (folder / "history" / "Quick96" / "_last.jpg").exists()
+
+    loaded = ModelStore(folder).load()
+    assert loaded.iteration == stopped.iteration
+    resumed = Trainer(_with_loaded(folder, loaded))
+    try:
+        assert resumed.iteration == stopped.iteration
+        assert resumed.loss_history().shape == (stopped.iteration, 2)
+        first = Trainer(make_setup(tmp_path / "fresh_Quick96"))
+        try:
+            enc = resumed.model.networks["encoder"].weights[0].numpy()
+            assert not np.allclose(enc, first.model.networks["encoder"].weights[0].numpy())
+        finally:
+            first.close()
+        _ms, losses = resumed.train_one()
+        assert resumed.iteration == stopped.iteration + 1
+        assert all(np.isfinite(losses))
+    finally:
+        resumed.close()
+
+
+def _with_loaded(folder: Path, loaded) -> TrainingSetup:
+    setup = make_setup(folder)
+    setup.loaded = loaded
+    return setup
+
+
+def test_target_iteration_stops_headless(tmp_path: Path) -> None:
+    setup = make_setup(tmp_path / "t_Quick96")
+    runner = TrainingRunner(lambda: Trainer(setup), Schedule(target_iter=3, exit_at_target=True))
+    runner.start()
+    events = run_until(runner, lambda e: isinstance(e, Stopped))
+    assert events[-1].iteration == 3 and events[-1].saved
+    assert ModelStore(tmp_path / "t_Quick96").load().iteration == 3
+
+
+def test_a_failing_trainer_reports_instead_of_hanging(tmp_path: Path) -> None:
+    def broken() -> Trainer:
+        raise MemoryError("out of memory allocating 4 GB")
+
+    runner = TrainingRunner(broken, Schedule())
+    runner.start()
+    error = runner.events.get(timeout=10)
+    assert isinstance(error, Error)
+    assert "lower the batch size" in error.message
+    assert isinstance(runner.events.get(timeout=10), Stopped)
+    with pytest.raises(queue.Empty):
+        runner.events.get(timeout=0.1)
