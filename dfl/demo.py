@@ -528,7 +528,8 @@ def _prepare_folder(folder: Path, overwrite: bool) -> None:
     if folder.exists() and not folder.is_dir():
         raise DemoError(f"cannot write the demo faceset: {folder} is a file, not a folder")
     if folder.is_dir():
-        existing = [p for p in folder.iterdir()]
+        # Hidden files (such as the repository's .gitkeep) are not faces and stay.
+        existing = [p for p in folder.iterdir() if not p.name.startswith(".")]
         if existing and not overwrite:
             raise DemoError(
                 f"{folder} already holds {len(existing)} file(s); the demo will not overwrite "

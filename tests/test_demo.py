@@ -145,3 +145,13 @@ def test_speed(tmp_path: Path) -> None:
     elapsed = time.perf_counter() - t0
     # About 20 ms per 256 px face on one core; generous for a shared CI machine.
     assert elapsed < 6.0, f"32 faces took {elapsed:.1f} s"
+
+
+def test_hidden_files_do_not_block_the_demo(tmp_path):
+    for side in ("data_src", "data_dst"):
+        folder = tmp_path / side / "aligned"
+        folder.mkdir(parents=True)
+        (folder / ".gitkeep").touch()
+    src, _dst = demo.make_demo_facesets(tmp_path, count=2, resolution=64)
+    assert (src / ".gitkeep").exists()
+    assert len(list(src.glob("*.jpg"))) == 2
