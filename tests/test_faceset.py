@@ -5,6 +5,7 @@ from __future__ import annotations
 import builtins
 import pickle
 import shutil
+import struct
 import time
 from pathlib import Path
 
@@ -13,7 +14,8 @@ import numpy as np
 import pytest
 
 from dfl import dflimg
-from dfl.faceset import FaceSample, FacesetError, load_faceset, read_image
+from dfl import landmarks as L
+from dfl.faceset import FaceSample, FacesetError, check_face_type, load_faceset, read_image
 
 FACESET = Path(__file__).parent / "data" / "dfl-faceset"
 
@@ -200,3 +202,103 @@ def test_loading_is_fast(tmp_path: Path) -> None:
     elapsed = time.perf_counter() - t0
     assert len(fs) == 400
     assert elapsed < 1.0, f"loading 400 faces took {elapsed:.2f} s"
+
+
+def _write_pak(folder: Path, files: list[Path], configs: list[object]) -> Path:
+    """faceset.pak as DFL lays it out: u64 version 1, u64 list length, the pickled list, N+1 u64
+    offsets (relative to the data start; the last one absolute), the files' bytes."""
+    payload = pickle.dumps(configs, 4)
+    blobs = [p.read_bytes() for p in files]
+    data_start = 16 + len(payload) + 8 * (len(blobs) + 1)
+    starts = np.cumsum([0, *map(len, blobs)]).tolist()
+    offsets = [*starts[:-1], data_start + starts[-1]]
+    table = struct.pack(f"<{len(offsets)}Q", *offsets)
+    path = folder / "faceset.pak"
+    path.write_bytes(struct.pack("<QQ", 1, len(payload)) + payload + table + b"".join(blobs))
+    return path
+
+
+def _pak_config(path: Path) -> dict[str, object]:
+    meta = dflimg.read_dfl_metadata(path)
+    assert meta is not None
+    return {
+        "sample_type": 1,
+        "filename": path.name,
+        "face_type": 4,  # DFL's FaceType.WHOLE_FACE
+        "shape": (256, 256, 3),
+        "landmarks": np.asarray(meta["landmarks"]).tolist(),
+        "seg_ie_polys": {"polys": []},
+        "xseg_mask": None,
+        "xseg_mask_compressed": None,
+        "eyebrows_expand_mod": 1.0,
+        "source_filename": meta["source_filename"],
+        "person_name": None,
+    }
+
+
+def test_faceset_pak_wins_over_loose_images(tmp_path: Path) -> None:
+    files = sorted((FACESET / "dst").glob("*.jpg"))
+    pak = _write_pak(tmp_path, files[:5], [_pak_config(p) for p in files[:5]])
+    shutil.copy(files[7], tmp_path / files[7].name)  # DFL ignores images beside a pak
+    fs = load_faceset(tmp_path)
+    assert fs.pak == pak and len(fs) == 5
+    assert [s.path for s in fs.samples] == [pak / p.name for p in files[:5]]
+    assert all(s.face_type == "whole_face" and s.packed is not None for s in fs.samples)
+    assert fs.skipped == [(tmp_path / files[7].name, "ignored beside faceset.pak")]
+    assert fs.skipped_summary() == "1 skipped: 1 image ignored beside faceset.pak"
+    expected = read_image(files[2])
+    np.testing.assert_array_equal(read_image(fs.samples[2]), expected)
+    pak.write_bytes(pak.read_bytes()[:-10])  # cut the last image short after loading
+    with pytest.raises(FacesetError, match=r"faceset\.pak/00005_0\.jpg.*truncated"):
+        read_image(fs.samples[4])
+
+
+def test_hostile_faceset_pak_is_skipped(tmp_path: Path) -> None:
+    files = sorted((FACESET / "dst").glob("*.jpg"))
+    marker = tmp_path / "pwned"
+    config = {**_pak_config(files[0]), "landmarks": _Hostile(marker)}
+    pak = _write_pak(tmp_path, files[:1], [config])
+    shutil.copy(files[1], tmp_path / files[1].name)
+    fs = load_faceset(tmp_path)  # the loose image is used instead
+    assert fs.pak is None and [s.path.name for s in fs.samples] == [files[1].name]
+    ((path, reason),) = fs.skipped
+    assert path == pak and reason.startswith("metadata refused: its sample list asks for builtins")
+    assert not marker.exists()
+
+
+def test_check_face_type() -> None:
+    lm = np.random.default_rng(0).uniform(0, 64, (68, 2)).astype(np.float32)
+
+    def face(name: str, face_type: str | None) -> FaceSample:
+        landmarks = None if face_type is None else lm
+        return FaceSample(path=Path(name), shape=(64, 64), face_type=face_type, landmarks=landmarks)
+
+    full = [face("a/1.jpg", L.FULL_FACE), face("a/2.jpg", L.FULL_FACE), face("a/p.png", None)]
+    for ok in (L.HALF_FACE, L.MIDFULL_FACE, L.FULL_FACE):
+        check_face_type(full, ok, "src")
+    for wider in (L.WHOLE_FACE, L.HEAD):
+        with pytest.raises(FacesetError) as info:
+            check_face_type(full, wider, "src")
+        msg = str(info.value)
+        assert msg.startswith(f"the src faceset cannot train a '{wider}' model: 2 faces are ")
+        assert "'full_face' (e.g. a/1.jpg)" in msg and "no wider than 'full_face'" in msg
+    mixed = [face("b/1.jpg", L.HALF_FACE), face("b/2.jpg", L.WHOLE_FACE), face("b/3.jpg", L.HEAD)]
+    with pytest.raises(FacesetError) as info:
+        check_face_type(mixed, L.HEAD)
+    msg = str(info.value)
+    assert msg.startswith("the faceset cannot train a 'head' model: 1 face is 'half_face'")
+    assert "'half_face' and 'whole_face' are narrower crops than 'head'" in msg
+    check_face_type([face("c.jpg", L.HEAD_NO_ALIGN), face("d.jpg", L.MARK_ONLY)], L.HEAD)
+    check_face_type([face("e.jpg", L.FULL_FACE_NO_ALIGN)], L.FULL_FACE)
+
+
+def test_hidden_files_are_ignored_silently(tmp_path):
+    import shutil
+
+    for jpg in sorted((Path(__file__).parent / "data" / "dfl-faceset" / "src").glob("*.jpg"))[:2]:
+        shutil.copy(jpg, tmp_path / jpg.name)
+    (tmp_path / ".gitkeep").touch()
+    (tmp_path / ".DS_Store").write_bytes(b"\x00\x01")
+    faceset = load_faceset(tmp_path)
+    assert len(faceset.samples) == 2
+    assert faceset.skipped == []
