@@ -1,4 +1,5 @@
-"""Per-sample augmentation: face-type crop, random warp, random affine, flip and HSV shift."""
+"""Per-sample augmentation: face-type crop, colour transfer, random warp, random affine, flip and
+HSV shift."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import cv2
 import numpy as np
 
 from dfl import landmarks
+from dfl.colortransfer import color_transfer, normalize_ct_mode
 
 if TYPE_CHECKING:
     from dfl.faceset import FaceSample
@@ -43,8 +45,13 @@ class AugmentConfig:
     shift_range: tuple[float, float] = SHIFT_RANGE
     random_hsv_power: float = 0.0  # 0..0.3; shifts hue, saturation and value of the warped input
     eyes_mouth: bool = False  # also make the eyes/mouth priority mask
+    # Colour transfer toward a random face of the other side (SAEHD/AMP: src only): None/'none',
+    # 'rct', 'lct', 'mkl', 'idt' or 'sot' (stored normalised: None or the lower-case mode).
+    ct_mode: str | None = None
+    uniform_yaw: bool = False  # the batcher balances this side's samples over head yaw
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "ct_mode", normalize_ct_mode(self.ct_mode))
         if self.resolution < 1:
             raise ValueError(f"resolution must be positive, got {self.resolution}")
         if self.face_type not in landmarks.FACE_TYPE_PADDING:
@@ -226,6 +233,36 @@ def shift_hsv(image: np.ndarray, hsv: tuple[float, float, float]) -> np.ndarray:
     return np.clip(image, 0.0, 1.0, out=image)
 
 
+def color_transferred_crop(
+    image: np.ndarray,
+    crop: np.ndarray,
+    cfg: AugmentConfig,
+    reference: np.ndarray,
+    rng: np.random.Generator | None,
+) -> np.ndarray:
+    """The face-type crop of ``image`` at the work resolution, recoloured with ``cfg.ct_mode``
+    toward ``reference``: float32 (w, w, 3) on the 0..255 scale, not clipped.
+
+    As in DFL (numerics.md §5.4), the reference is the whole stored image of the other side's
+    face resized (linear) to the same size, not face-type cropped.
+    """
+    assert cfg.ct_mode is not None
+    work = cfg.work_resolution
+    face = cv2.warpAffine(
+        image.astype(np.float32),
+        crop[:2],
+        (work, work),
+        flags=cv2.INTER_CUBIC,
+        borderMode=cv2.BORDER_REPLICATE,
+    )
+    face *= _U8_SCALE
+    ref = cv2.resize(reference, (work, work), interpolation=cv2.INTER_LINEAR)
+    ref = ref.astype(np.float32) * _U8_SCALE
+    out = color_transfer(cfg.ct_mode, face, ref, rng)
+    out *= np.float32(255.0)
+    return out
+
+
 def warp_sample(
     image: np.ndarray,
     sample: FaceSample,
@@ -233,6 +270,8 @@ def warp_sample(
     params: WarpParams,
     *,
     masks: np.ndarray | None = None,
+    ct_reference: np.ndarray | None = None,
+    ct_rng: np.random.Generator | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
     """Apply drawn parameters to one sample; see process_sample.
 
@@ -241,6 +280,10 @@ def warp_sample(
     warped input one remap whose map nests the grid warp inside that matrix. Borders replicate
     the stored image (DFL's remap left a black border inside the crop). A grid with zero offsets
     is the identity (DFL's was the identity plus 0.5 px, from cv2's pixel-centre resize).
+
+    With ``cfg.ct_mode`` the images are made as DFL orders it: crop, colour transfer toward
+    ``ct_reference`` (uint8 BGR, the other side's stored face; required), then the warps from
+    the recoloured crop (one more resampling). ``ct_rng`` feeds the random modes (idt, sot).
     """
     _check_image(image, sample)
     h, w = image.shape[:2]
@@ -251,17 +294,33 @@ def warp_sample(
     crop = crop_matrix(sample, (h, w), cfg)
     affine = affine_matrix(params, work)
     full = affine @ crop  # stored image -> output
-    source = image.astype(np.float32)  # 0..255; the smaller outputs are scaled
+    if cfg.ct_mode is None:
+        source = image.astype(np.float32)  # 0..255; the smaller outputs are scaled
+        image_crop = crop
+    else:
+        if ct_reference is None:
+            raise ValueError(
+                f"{sample.path}: colour transfer {cfg.ct_mode!r} needs a reference face image"
+            )
+        reference = np.asarray(ct_reference)
+        if reference.dtype != np.uint8 or reference.ndim != 3 or reference.shape[2] != 3:
+            raise ValueError(
+                f"the colour-transfer reference must be a uint8 BGR image (h, w, 3), got "
+                f"{reference.dtype} {reference.shape}"
+            )
+        source = color_transferred_crop(image, crop, cfg, reference, ct_rng)
+        image_crop = np.eye(3)  # source is already the crop
+    image_full = affine @ image_crop
 
     target = cv2.warpAffine(
-        source, full[:2], size, flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE
+        source, image_full[:2], size, flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE
     )
     if params.grid is None:
         warped = target.copy()
     else:
         warped = cv2.remap(
             source,
-            _warp_map(params, work, affine, crop),
+            _warp_map(params, work, affine, image_crop),
             None,
             cv2.INTER_CUBIC,
             borderMode=cv2.BORDER_REPLICATE,
@@ -334,11 +393,18 @@ def process_sample(
     rng: np.random.Generator,
     *,
     masks: np.ndarray | None = None,
+    ct_reference: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
     """Make one training sample: (warped, target, mask, em_mask or None), float32 in [0, 1].
 
     ``warped`` and ``target`` are (R, R, 3) BGR, the masks (R, R, 1). All four share one draw of
     rotation, scale, shift and flip; only ``warped`` gets the grid warp and the HSV shift.
     ``masks`` are base_masks() for this image, if already at hand (e.g. cached).
+    With ``cfg.ct_mode``, ``ct_reference`` (uint8 BGR: the stored image of a random face of the
+    other side) is required; ``warped`` and ``target`` are both recoloured toward it, the random
+    modes drawing from ``rng`` after the warp parameters.
     """
-    return warp_sample(image_uint8_bgr, sample, cfg, draw_warp_params(cfg, rng), masks=masks)
+    params = draw_warp_params(cfg, rng)
+    return warp_sample(
+        image_uint8_bgr, sample, cfg, params, masks=masks, ct_reference=ct_reference, ct_rng=rng
+    )

@@ -8,11 +8,13 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
 from dfl.augment import AugmentConfig, base_masks, process_sample
-from dfl.faceset import FaceSample, read_image
+from dfl.faceset import FaceSample, check_face_type, read_image
+from dfl.landmarks import estimate_yaw
 
 MIB = 1 << 20
 DEFAULT_IMAGE_CACHE_BYTES = 512 * MIB
@@ -26,6 +28,12 @@ _SRC_ORDER_KEY = 0
 _DST_ORDER_KEY = 1
 _BATCH_KEY = 2  # batch k augments with (seed, 2, k)
 _PREVIEW_KEY = 3
+_SRC_CT_KEY = 4  # colour-transfer references for src (drawn from dst)
+_DST_CT_KEY = 5  # ... for dst (drawn from src), if a dst config asks for colour transfer
+
+# uniform_yaw (numerics.md §5.2): -yaw bucketed at these 128 bin starts; the ends are open.
+YAW_BINS = 128
+YAW_RANGE = 1.2  # radians
 
 Reader = Callable[[FaceSample], np.ndarray]
 
@@ -83,6 +91,56 @@ class EpochSampler:
             return out
 
 
+class YawSampler:
+    """Indices balanced over head yaw: pick a bin, then a sample in it, each shuffled-without-
+    replacement (an epoch over the bins, and one per bin), so every bin is drawn about equally
+    often whatever its size. Thread-safe; reproducible with a seeded generator."""
+
+    def __init__(self, bins: Sequence[Sequence[int]], rng: np.random.Generator) -> None:
+        self.bins = [list(b) for b in bins if len(b) > 0]
+        if not self.bins:
+            raise ValueError("cannot sample from an empty set")
+        self._rng = rng
+        self._bin_order = EpochSampler(len(self.bins), rng)
+        self._pending: list[list[int]] = [[] for _ in self.bins]
+        self._lock = threading.Lock()
+
+    def take(self, n: int) -> list[int]:
+        with self._lock:
+            out = []
+            for b in self._bin_order.take(n):
+                pending = self._pending[b]
+                if not pending:
+                    members = self.bins[b]
+                    pending.extend(members[i] for i in self._rng.permutation(len(members)))
+                out.append(pending.pop())
+            return out
+
+
+def yaw_bin_index(yaw: float) -> int:
+    """The uniform-yaw bin of a yaw value: bin i starts at linspace(-1.2, 1.2, 128)[i]; values
+    below the second start fall in bin 0 and those at or above 1.2 in bin 127."""
+    starts = np.linspace(-YAW_RANGE, YAW_RANGE, YAW_BINS)
+    return int(np.clip(np.searchsorted(starts, yaw, side="right") - 1, 0, YAW_BINS - 1))
+
+
+def yaw_bins(samples: Sequence[FaceSample]) -> tuple[list[list[int]], list[int]]:
+    """Group sample indices by yaw bin (bucketing -yaw, as DFL does; empty bins dropped).
+
+    Returns (bins, plain): ``plain`` lists the samples without landmarks, whose yaw is unknown.
+    Yaw is estimated from the aligned landmarks with the stored image width as the size.
+    """
+    grouped: dict[int, list[int]] = {}
+    plain = []
+    for i, sample in enumerate(samples):
+        if sample.landmarks is None:
+            plain.append(i)
+            continue
+        yaw = estimate_yaw(sample.landmarks, sample.shape[1])
+        grouped.setdefault(yaw_bin_index(-yaw), []).append(i)
+    return [grouped[b] for b in sorted(grouped)], plain
+
+
 class ImageCache:
     """Thread-safe LRU of decoded images and their stored-size masks (uint8), bounded by bytes."""
 
@@ -136,6 +194,24 @@ class _Stopped(Exception):
     """The producer was closed while a batch was being made."""
 
 
+class _References(NamedTuple):
+    """Colour-transfer references for one side: the other side's samples, indices and config."""
+
+    samples: list[FaceSample]
+    indices: list[int]
+    cfg: AugmentConfig
+
+
+class _Claim(NamedTuple):
+    """Batch k's sample indices, and its colour-transfer references' (None: no transfer)."""
+
+    k: int
+    src: list[int]
+    dst: list[int]
+    src_ct: list[int] | None
+    dst_ct: list[int] | None
+
+
 class BatchProducer:
     """Makes (src, dst) batches in ``workers`` threads and queues up to ``queue_size`` of them.
 
@@ -145,6 +221,12 @@ class BatchProducer:
     ``workers=0`` makes each batch in the calling thread inside get() (same sequence; no
     timeout applies). At most ``queue_size + workers`` finished batches exist at once.
     Call close() (or use ``with``) to stop the threads.
+
+    A side whose config has ``ct_mode`` is recoloured toward faces of the other side, drawn by
+    their own epoch sampler (numerics.md §5.4). A side whose config has ``uniform_yaw`` draws its
+    faces with a YawSampler (§5.2). Faces stored as a narrower face type than the config's are
+    refused up front with a FacesetError (check_face_type). ``notes`` lists what the user should
+    be told (e.g. uniform_yaw unavailable for plain images).
     """
 
     def __init__(
@@ -170,14 +252,23 @@ class BatchProducer:
             raise ValueError(f"need workers >= 0 and queue_size >= 1, got {workers}, {queue_size}")
         self.src_samples = list(src_samples)
         self.dst_samples = list(dst_samples)
+        check_face_type(self.src_samples, src_cfg.face_type, "src")
+        check_face_type(self.dst_samples, dst_cfg.face_type, "dst")
         self.src_cfg = src_cfg
         self.dst_cfg = dst_cfg
         self.batch_size = batch_size
         self.seed = int(np.random.SeedSequence(seed).entropy) if seed is None else int(seed)
         self.cache = ImageCache(image_cache_bytes)
+        self.notes: list[str] = []
         self._reader = reader
-        self._src_order = EpochSampler(len(self.src_samples), self._rng(_SRC_ORDER_KEY))
-        self._dst_order = EpochSampler(len(self.dst_samples), self._rng(_DST_ORDER_KEY))
+        self._src_order = self._sampler(self.src_samples, src_cfg, _SRC_ORDER_KEY, "src")
+        self._dst_order = self._sampler(self.dst_samples, dst_cfg, _DST_ORDER_KEY, "dst")
+        self._src_ct_order = (
+            EpochSampler(len(self.dst_samples), self._rng(_SRC_CT_KEY)) if src_cfg.ct_mode else None
+        )
+        self._dst_ct_order = (
+            EpochSampler(len(self.src_samples), self._rng(_DST_CT_KEY)) if dst_cfg.ct_mode else None
+        )
 
         self._claim_lock = threading.Lock()
         self._next_claim = 0
@@ -201,8 +292,7 @@ class BatchProducer:
         if self._closed:
             raise RuntimeError("the batch producer is closed")
         if not self._threads:
-            k, src_idx, dst_idx = self._claim()
-            return self._make(k, src_idx, dst_idx)
+            return self._make(self._claim())
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             self._raise_error()
@@ -226,7 +316,12 @@ class BatchProducer:
         rng = self._rng(*key)
         src_idx = _distinct(len(self.src_samples), self.batch_size, rng)
         dst_idx = _distinct(len(self.dst_samples), self.batch_size, rng)
-        return self._make_batch(rng, src_idx, dst_idx)
+        src_ct = dst_ct = None
+        if self.src_cfg.ct_mode is not None:
+            src_ct = _distinct(len(self.dst_samples), self.batch_size, rng)
+        if self.dst_cfg.ct_mode is not None:
+            dst_ct = _distinct(len(self.src_samples), self.batch_size, rng)
+        return self._make_batch(rng, _Claim(-1, src_idx, dst_idx, src_ct, dst_ct))
 
     def close(self) -> None:
         """Stop the producer threads and wait (briefly) for them; safe to call twice."""
@@ -252,27 +347,60 @@ class BatchProducer:
     def _rng(self, *key: int) -> np.random.Generator:
         return np.random.default_rng(np.random.SeedSequence(self.seed, spawn_key=key))
 
-    def _claim(self) -> tuple[int, list[int], list[int]]:
+    def _sampler(
+        self, samples: list[FaceSample], cfg: AugmentConfig, key: int, side: str
+    ) -> EpochSampler | YawSampler:
+        rng = self._rng(key)
+        if not cfg.uniform_yaw:
+            return EpochSampler(len(samples), rng)
+        bins, plain = yaw_bins(samples)
+        if not bins:
+            self.notes.append(
+                f"uniform_yaw is unavailable for {side}: its faces are plain images without "
+                "landmarks, so their yaw is unknown; they are sampled evenly instead"
+            )
+            return EpochSampler(len(samples), rng)
+        if plain:
+            self.notes.append(
+                f"uniform_yaw: {len(plain)} {side} faces are plain images without landmarks "
+                "(yaw unknown); they share one extra yaw bin"
+            )
+            bins.append(plain)
+        return YawSampler(bins, rng)
+
+    def _claim(self) -> _Claim:
         with self._claim_lock:
             k = self._next_claim
             self._next_claim += 1
-            return k, self._src_order.take(self.batch_size), self._dst_order.take(self.batch_size)
+            n = self.batch_size
+            return _Claim(
+                k,
+                self._src_order.take(n),
+                self._dst_order.take(n),
+                self._src_ct_order.take(n) if self._src_ct_order is not None else None,
+                self._dst_ct_order.take(n) if self._dst_ct_order is not None else None,
+            )
 
-    def _make(
-        self, k: int, src_idx: list[int], dst_idx: list[int], stop: threading.Event | None = None
-    ) -> Batch:
-        return self._make_batch(self._rng(_BATCH_KEY, k), src_idx, dst_idx, stop)
+    def _make(self, claim: _Claim, stop: threading.Event | None = None) -> Batch:
+        return self._make_batch(self._rng(_BATCH_KEY, claim.k), claim, stop)
 
     def _make_batch(
-        self,
-        rng: np.random.Generator,
-        src_idx: list[int],
-        dst_idx: list[int],
-        stop: threading.Event | None = None,
+        self, rng: np.random.Generator, claim: _Claim, stop: threading.Event | None = None
     ) -> Batch:
-        src = self._make_side(self.src_samples, src_idx, self.src_cfg, rng, stop)
-        dst = self._make_side(self.dst_samples, dst_idx, self.dst_cfg, rng, stop)
+        src_refs = dst_refs = None
+        if claim.src_ct is not None:
+            src_refs = _References(self.dst_samples, claim.src_ct, self.dst_cfg)
+        if claim.dst_ct is not None:
+            dst_refs = _References(self.src_samples, claim.dst_ct, self.src_cfg)
+        src = self._make_side(self.src_samples, claim.src, self.src_cfg, rng, stop, src_refs)
+        dst = self._make_side(self.dst_samples, claim.dst, self.dst_cfg, rng, stop, dst_refs)
         return Batch(src=src, dst=dst)
+
+    def _cached(self, sample: FaceSample, cfg: AugmentConfig) -> tuple[np.ndarray, np.ndarray]:
+        """The sample's image and stored-size masks for ``cfg`` (decoded once, then cached)."""
+        return self.cache.get(
+            (sample.path, cfg.eyes_mouth), lambda: self._load(sample, cfg.eyes_mouth)
+        )
 
     def _make_side(
         self,
@@ -281,6 +409,7 @@ class BatchProducer:
         cfg: AugmentConfig,
         rng: np.random.Generator,
         stop: threading.Event | None,
+        refs: _References | None = None,
     ) -> SideBatch:
         n, r = len(indices), cfg.resolution
         warped = np.empty((n, r, r, 3), np.float32)
@@ -291,11 +420,16 @@ class BatchProducer:
             if stop is not None and stop.is_set():
                 raise _Stopped
             sample = samples[index]
+            reference = None
+            if refs is not None:
+                ref_sample = refs.samples[refs.indices[i]]
+                try:  # cached under the other side's config, shared with its own use
+                    reference = self._cached(ref_sample, refs.cfg)[0]
+                except Exception as exc:
+                    raise _sample_error(ref_sample, exc) from exc
             try:
-                image, masks = self.cache.get(
-                    (sample.path, cfg.eyes_mouth), lambda s=sample: self._load(s, cfg.eyes_mouth)
-                )
-                out = process_sample(image, sample, cfg, rng, masks=masks)
+                image, masks = self._cached(sample, cfg)
+                out = process_sample(image, sample, cfg, rng, masks=masks, ct_reference=reference)
             except Exception as exc:
                 raise _sample_error(sample, exc) from exc
             warped[i], target[i], mask[i] = out[0], out[1], out[2]
@@ -312,8 +446,9 @@ class BatchProducer:
     def _work(self) -> None:
         try:
             while not self._stop.is_set():
-                k, src_idx, dst_idx = self._claim()
-                batch = self._make(k, src_idx, dst_idx, self._stop)
+                claim = self._claim()
+                k = claim.k
+                batch = self._make(claim, self._stop)
                 with self._turn:
                     while self._next_put != k and not self._stop.is_set():
                         self._turn.wait(POLL_S)

@@ -118,8 +118,26 @@ class _Refused(Exception):
         self.requested = requested
 
 
+def _int_enum_value(value: Any) -> int:
+    # A pickled IntEnum member is "call the class with its int value"; read it as that int.
+    if type(value) is not int:
+        raise pickle.UnpicklingError("an enum value must be an int")
+    return value
+
+
+# DFL's IntEnum classes found in faceset.pak sample configs (sample_type, face_type).
+_DFL_INT_ENUMS: dict[tuple[str, str], Any] = {
+    ("samplelib.Sample", "SampleType"): _int_enum_value,
+    ("facelib.FaceType", "FaceType"): _int_enum_value,
+}
+
+
 class _AllowListUnpickler(pickle.Unpickler):
     """Unpickler that resolves only the allow-listed numpy/builtin names; never imports."""
+
+    def __init__(self, file: io.BytesIO, dfl_enums: bool = False):
+        super().__init__(file)
+        self._dfl_enums = dfl_enums
 
     def find_class(self, module: str, name: str) -> Any:
         global _ALLOWED
@@ -128,20 +146,37 @@ class _AllowListUnpickler(pickle.Unpickler):
         try:
             return _ALLOWED[(module, name)]
         except KeyError:
-            raise _Refused(f"{module}.{name}") from None
+            pass
+        if self._dfl_enums and (module, name) in _DFL_INT_ENUMS:
+            return _DFL_INT_ENUMS[(module, name)]
+        raise _Refused(f"{module}.{name}")
 
     def persistent_load(self, pid: Any) -> Any:
         raise _Refused(f"persistent id {pid!r}")
 
 
-def unpickle_metadata(payload: bytes, path: str | os.PathLike[str] = "<bytes>") -> dict[str, Any]:
-    """Unpickle a DFL APP15 payload with the allow-list; raise MetadataError naming ``path``."""
+def unpickle_restricted(
+    payload: bytes, path: str | os.PathLike[str] = "<bytes>", *, dfl_enums: bool = False
+) -> Any:
+    """Unpickle any DFL pickle payload with the allow-list: plain containers, numbers, strings,
+    bytes and numpy arrays only; nothing in it is run.
+
+    ``dfl_enums`` also reads DFL's IntEnum members (``samplelib.Sample.SampleType``,
+    ``facelib.FaceType.FaceType``, as in faceset.pak) as their plain int values. Raises
+    MetadataRefusedError for anything else it asks for, MetadataError for a damaged payload; both
+    name ``path``.
+    """
     try:
-        value = _AllowListUnpickler(io.BytesIO(payload)).load()
+        return _AllowListUnpickler(io.BytesIO(payload), dfl_enums).load()
     except _Refused as exc:
         raise MetadataRefusedError(path, exc.requested) from None
     except Exception as exc:  # noqa: BLE001 - any failure of a garbled pickle is a bad file
         raise MetadataError(path, f"the metadata is damaged ({type(exc).__name__})") from None
+
+
+def unpickle_metadata(payload: bytes, path: str | os.PathLike[str] = "<bytes>") -> dict[str, Any]:
+    """Unpickle a DFL APP15 payload with the allow-list; raise MetadataError naming ``path``."""
+    value = unpickle_restricted(payload, path)
     if not isinstance(value, dict):
         raise MetadataError(path, f"the metadata is a {type(value).__name__}, not a dict")
     return value

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from dfl import augment as A
+from dfl import colortransfer as C
 from dfl import landmarks as L
 from dfl.augment import AugmentConfig, WarpParams
 from dfl.faceset import FaceSample, load_faceset, read_image
@@ -311,3 +312,85 @@ def test_config_validation() -> None:
         AugmentConfig(0, L.FULL_FACE)
     with pytest.raises(ValueError, match="random_hsv_power"):
         AugmentConfig(RES, L.FULL_FACE, random_hsv_power=-0.1)
+
+
+# --- colour transfer (numerics.md §5.4) -----------------------------------------------------------
+
+
+def _tinted(size: tuple[int, int], bgr: tuple[int, int, int], seed: int = 0) -> np.ndarray:
+    """uint8 BGR picture of one colour with some texture."""
+    rng = np.random.default_rng(seed)
+    noise = rng.normal(0, 12, (*size, 3))
+    return np.clip(np.asarray(bgr, np.float64) + noise, 0, 255).astype(np.uint8)
+
+
+BLUISH = _tinted((200, 180), (190, 110, 60))  # another size than the face: resized, not cropped
+
+
+def _mean_colour(image: np.ndarray) -> np.ndarray:
+    return image.reshape(-1, 3).mean(axis=0)
+
+
+def test_ct_mode_config() -> None:
+    assert AugmentConfig(RES, L.FULL_FACE).ct_mode is None
+    assert AugmentConfig(RES, L.FULL_FACE, ct_mode="none").ct_mode is None
+    assert AugmentConfig(RES, L.FULL_FACE, ct_mode="LCT").ct_mode == "lct"
+    assert not AugmentConfig(RES, L.FULL_FACE).uniform_yaw
+    with pytest.raises(ValueError, match="colour-transfer mode 'bogus'"):
+        AugmentConfig(RES, L.FULL_FACE, ct_mode="bogus")
+
+
+@pytest.mark.parametrize("mode", C.CT_MODES)
+def test_colour_transfer_recolours_input_and_target(
+    real: tuple[FaceSample, np.ndarray], mode: str
+) -> None:
+    sample, image = real
+    plain_cfg = AugmentConfig(RES, L.FULL_FACE, random_flip=True)
+    cfg = replace(plain_cfg, ct_mode=mode)
+    w0, t0, m0, _ = A.process_sample(image, sample, plain_cfg, np.random.default_rng(3))
+    w, t, m, _ = A.process_sample(image, sample, cfg, np.random.default_rng(3), ct_reference=BLUISH)
+    for a in (w, t):
+        assert a.shape == (RES, RES, 3) and a.dtype == np.float32
+        assert a.min() >= 0.0 and a.max() <= 1.0
+    np.testing.assert_array_equal(m, m0)  # same geometry; masks are not recoloured
+    ref = _mean_colour(BLUISH / 255.0)
+    for before, after in ((w0, w), (t0, t)):
+        assert np.linalg.norm(_mean_colour(after) - ref) < 0.6 * np.linalg.norm(
+            _mean_colour(before) - ref
+        )
+
+
+def test_colour_transfer_is_applied_to_the_crop_before_the_warp() -> None:
+    image = _tinted((64, 64), (60, 120, 200), seed=1)
+    cfg = AugmentConfig(64, L.FULL_FACE, random_warp=False, ct_mode="lct", **NO_MOTION)
+    warped, target, _, _ = A.process_sample(
+        image, _plain(), cfg, np.random.default_rng(0), ct_reference=BLUISH
+    )
+    ref = cv2.resize(BLUISH, (64, 64), interpolation=cv2.INTER_LINEAR) / 255.0
+    expected = C.linear_transfer(image / 255.0, ref)
+    np.testing.assert_allclose(target, expected, atol=1e-4)
+    np.testing.assert_array_equal(warped, target)
+
+
+def test_random_colour_transfer_is_deterministic(real: tuple[FaceSample, np.ndarray]) -> None:
+    sample, image = real
+    cfg = AugmentConfig(RES, L.FULL_FACE, ct_mode="idt")
+    a, b, c = (
+        A.process_sample(image, sample, cfg, np.random.default_rng(s), ct_reference=BLUISH)
+        for s in (5, 5, 6)
+    )
+    for x, y in zip(a[:3], b[:3], strict=True):
+        np.testing.assert_array_equal(x, y)
+    assert not np.array_equal(a[1], c[1])
+
+
+def test_colour_transfer_needs_a_reference(real: tuple[FaceSample, np.ndarray]) -> None:
+    sample, image = real
+    cfg = AugmentConfig(RES, L.FULL_FACE, ct_mode="rct")
+    odd = replace(sample, path=Path("faces/odd.jpg"))
+    with pytest.raises(ValueError, match=r"odd\.jpg: colour transfer 'rct' needs a reference"):
+        A.process_sample(image, odd, cfg, np.random.default_rng(0))
+    with pytest.raises(ValueError, match="uint8 BGR"):
+        A.process_sample(
+            image, odd, cfg, np.random.default_rng(0), ct_reference=BLUISH.astype(np.float32)
+        )

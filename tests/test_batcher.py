@@ -10,9 +10,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from dfl import batcher as B
 from dfl import landmarks as L
 from dfl.augment import AugmentConfig
-from dfl.batcher import Batch, BatchError, BatchProducer, EpochSampler, ImageCache
+from dfl.batcher import Batch, BatchError, BatchProducer, EpochSampler, ImageCache, YawSampler
 from dfl.faceset import FaceSample, FacesetError, load_faceset
 
 FACESET = Path(__file__).parent / "data" / "dfl-faceset"
@@ -250,3 +251,191 @@ def test_quick96_batches_from_the_dfl_faceset() -> None:
             assert (side.mask.mean(axis=(1, 2, 3)) > 0.3).all()
     # src and dst are different people: their mean colours differ.
     assert not np.allclose(batches[0].src.target.mean(), batches[0].dst.target.mean(), atol=1e-3)
+
+
+# --- colour transfer references ---------------------------------------------------------------
+
+
+def _tinted_images(prefix: str, count: int, bgr: tuple[int, int, int]) -> dict[Path, np.ndarray]:
+    rng = np.random.default_rng(len(prefix) + count)
+    return {
+        Path(f"mem/{prefix}{i}.png"): np.clip(
+            np.asarray(bgr) + rng.normal(0, 15, (SIZE, SIZE, 3)), 0, 255
+        ).astype(np.uint8)
+        for i in range(count)
+    }
+
+
+TINTED = {**_tinted_images("red", 4, (40, 60, 200)), **_tinted_images("blue", 3, (200, 90, 40))}
+
+
+def _tinted_samples(prefix: str) -> list[FaceSample]:
+    return [
+        FaceSample(path=p, shape=(SIZE, SIZE), face_type=None, landmarks=None)
+        for p in TINTED
+        if p.name.startswith(prefix)
+    ]
+
+
+def _tinted_reader(sample: FaceSample) -> np.ndarray:
+    return TINTED[sample.path]
+
+
+def test_colour_transfer_recolours_src_toward_dst_faces() -> None:
+    ct_cfg = AugmentConfig(RES, L.FULL_FACE, ct_mode="rct")
+    src, dst = _tinted_samples("red"), _tinted_samples("blue")
+
+    def batches(src_cfg: AugmentConfig, workers: int) -> list[Batch]:
+        with BatchProducer(
+            src, dst, src_cfg, CFG, BATCH, 5, workers=workers, reader=_tinted_reader
+        ) as producer:
+            return [producer.get(timeout=10) for _ in range(3)]
+
+    plain, with_ct, threaded = batches(CFG, 0), batches(ct_cfg, 0), batches(ct_cfg, 2)
+    assert all(_same(a, b) for a, b in zip(with_ct, threaded, strict=True))
+    for before, after in zip(plain, with_ct, strict=True):
+        np.testing.assert_array_equal(before.dst.target, after.dst.target)  # dst untouched
+        np.testing.assert_array_equal(before.src.mask, after.src.mask)
+        dst_colour = after.dst.target.mean(axis=(0, 1, 2))
+        for side in (after.src.target, after.src.warped):
+            assert np.abs(side.mean(axis=(0, 1, 2)) - dst_colour).max() < 0.05
+        assert np.abs(before.src.target.mean(axis=(0, 1, 2)) - dst_colour).max() > 0.3
+    with BatchProducer(src, dst, ct_cfg, CFG, BATCH, 5, workers=0, reader=_tinted_reader) as p:
+        preview = p.preview_batch()
+        assert _same(preview, p.preview_batch())
+        assert np.abs(preview.src.target.mean() - preview.dst.target.mean()) < 0.05
+
+
+def test_unreadable_reference_names_its_file() -> None:
+    def reader(sample: FaceSample) -> np.ndarray:
+        if sample.path.name == "blue1.png":
+            raise FacesetError(f"cannot read the face image {sample.path}: truncated")
+        return _tinted_reader(sample)
+
+    ct_cfg = AugmentConfig(RES, L.FULL_FACE, ct_mode="lct")
+    with (
+        BatchProducer(
+            _tinted_samples("red"),
+            _tinted_samples("blue"),
+            ct_cfg,
+            CFG,
+            3,
+            0,
+            workers=0,
+            reader=reader,
+        ) as producer,
+        pytest.raises(BatchError, match=r"blue1\.png"),
+    ):
+        for _ in range(4):
+            producer.get()
+
+
+# --- uniform yaw ------------------------------------------------------------------------------
+
+
+def test_yaw_bin_index() -> None:
+    assert B.yaw_bin_index(-5.0) == 0 and B.yaw_bin_index(-1.2) == 0
+    step = 2.4 / 127
+    assert B.yaw_bin_index(-1.2 + 1.5 * step) == 1
+    assert B.yaw_bin_index(0.0) == 63  # starts ... -0.0094, +0.0094 ...
+    assert B.yaw_bin_index(1.2 - 0.5 * step) == 126
+    assert B.yaw_bin_index(1.2) == 127 and B.yaw_bin_index(3.0) == 127
+
+
+def test_yaw_sampler_picks_bins_evenly_then_samples_within() -> None:
+    sampler = YawSampler([list(range(10)), [10], [], [11, 12]], np.random.default_rng(0))
+    assert len(sampler.bins) == 3  # empty bins dropped
+    drawn = sampler.take(300)
+    bins = [0 if i < 10 else 1 if i == 10 else 2 for i in drawn]
+    for start in range(0, 300, 3):  # every 3 draws visit each bin once
+        assert sorted(bins[start : start + 3]) == [0, 1, 2]
+    frontal = [i for i in drawn if i < 10]
+    assert sorted(frontal[:10]) == list(range(10)) and sorted(frontal[10:20]) == list(range(10))
+    again = YawSampler([list(range(10)), [10], [], [11, 12]], np.random.default_rng(0))
+    assert again.take(300) == drawn
+    with pytest.raises(ValueError):
+        YawSampler([[], []], np.random.default_rng(0))
+
+
+def test_uniform_yaw_balances_the_producer(monkeypatch: pytest.MonkeyPatch) -> None:
+    # 10 frontal faces and one to each side; the yaw is written into landmark 0.
+    yaws = [0.0] * 10 + [-0.9, 0.9]
+    samples = []
+    for i, yaw in enumerate(yaws):
+        lm = np.zeros((68, 2), np.float32)
+        lm[0, 0] = yaw
+        samples.append(
+            FaceSample(
+                path=Path(f"mem/src{i % 5}.png"), shape=(SIZE, SIZE), face_type=None, landmarks=lm
+            )
+        )
+    monkeypatch.setattr(B, "estimate_yaw", lambda lm, size: float(lm[0, 0]))
+    bins, plain = B.yaw_bins(samples)
+    assert [sorted(b) for b in bins] == [[11], list(range(10)), [10]] and plain == []  # by -yaw
+    yaw_cfg = AugmentConfig(RES, L.FULL_FACE, uniform_yaw=True)
+    producer = BatchProducer(
+        samples, _samples("dst"), yaw_cfg, CFG, 3, 0, workers=0, reader=_reader
+    )
+    assert producer.notes == []
+    drawn = producer._src_order.take(300)
+    counts = np.bincount(drawn, minlength=12)
+    assert counts[10] == counts[11] == 100 and counts[:10].sum() == 100
+    assert isinstance(producer.get(), Batch)
+
+
+def test_uniform_yaw_on_plain_images_says_so() -> None:
+    yaw_cfg = AugmentConfig(RES, L.FULL_FACE, uniform_yaw=True)
+    with BatchProducer(
+        _samples("src"), _samples("dst"), yaw_cfg, yaw_cfg, BATCH, 0, workers=0, reader=_reader
+    ) as producer:
+        assert isinstance(producer.get(), Batch)
+    assert len(producer.notes) == 2
+    assert producer.notes[0].startswith("uniform_yaw is unavailable for src")
+    assert "plain images" in producer.notes[0]
+    real = load_faceset(FACESET / "src").samples
+    mixed = [*real[:3], *_samples("src")[:2]]
+    producer = BatchProducer(mixed, _samples("dst"), yaw_cfg, CFG, 2, 0, workers=0)
+    assert producer.notes == [
+        "uniform_yaw: 2 src faces are plain images without landmarks (yaw unknown); they share "
+        "one extra yaw bin"
+    ]
+    assert isinstance(producer._src_order, YawSampler)
+
+
+def test_uniform_yaw_on_the_dfl_faceset() -> None:
+    samples = load_faceset(FACESET / "src").samples
+    bins, plain = B.yaw_bins(samples)
+    assert plain == [] and sorted(i for b in bins for i in b) == list(range(8))
+    cfg = AugmentConfig(RES, L.FULL_FACE, uniform_yaw=True, ct_mode="mkl")
+    runs = []
+    for workers in (0, 2):
+        with BatchProducer(samples, samples, cfg, cfg, 2, 0, workers=workers) as producer:
+            assert producer.notes == []
+            runs.append([producer.get(timeout=10) for _ in range(2)])
+    assert runs[0][0].src.target.shape == (2, RES, RES, 3)
+    assert all(_same(a, b) for a, b in zip(*runs, strict=True))
+
+
+# --- face types -------------------------------------------------------------------------------
+
+
+def test_a_wider_model_face_type_is_refused() -> None:
+    whole = load_faceset(FACESET / "src").samples  # whole_face
+    with pytest.raises(FacesetError) as info:
+        BatchProducer(whole, whole, AugmentConfig(RES, L.HEAD), CFG, 2, 0, workers=0)
+    msg = str(info.value)
+    assert "the src faceset cannot train a 'head' model" in msg
+    assert "8 faces are 'whole_face'" in msg and "00001_0.jpg" in msg
+    full = [
+        FaceSample(
+            path=Path(f"mem/full{i}.jpg"),
+            shape=(64, 64),
+            face_type=L.FULL_FACE,
+            landmarks=s.landmarks,
+        )
+        for i, s in enumerate(whole[:2])
+    ]
+    with pytest.raises(FacesetError, match="the dst faceset cannot train a 'whole_face' model"):
+        BatchProducer(whole, full, CFG, AugmentConfig(RES, L.WHOLE_FACE), 2, 0, workers=0)
+    for narrower in (L.FULL_FACE, L.MIDFULL_FACE, L.HALF_FACE):
+        BatchProducer(whole, full, CFG, AugmentConfig(RES, narrower), 2, 0, workers=0).close()
