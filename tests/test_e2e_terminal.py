@@ -211,3 +211,19 @@ def test_invalid_option_is_refused_with_the_valid_names(
     assert result.returncode == 2
     assert "no_such_option" in result.stderr
     assert "target_iter" in result.stderr
+
+
+def test_ctrl_c_at_a_prompt_ends_cleanly(demo_workspace: Path, tmp_path: Path) -> None:
+    session = TmuxSession(
+        [*DFL, "train", "--workspace", str(demo_workspace), "--no-preview"], tmp_path, _env()
+    )
+    try:
+        session.wait_for(r"Model \( SAEHD/AMP/Quick96", 60)
+        session.send("C-c")
+        assert session.exit_code(30) == 130
+        screen = session.screen()
+        assert "Cancelled" in screen
+        assert "Traceback" not in screen
+    finally:
+        session.close()
+    assert not (demo_workspace / "model" / "new_Quick96").exists()
