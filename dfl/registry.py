@@ -11,7 +11,7 @@ MODELS: dict[str, str] = {
     "AMP": "dfl.models.amp",
     "Quick96": "dfl.models.quick96",
 }
-AVAILABLE: tuple[str, ...] = ("Quick96",)  # the others land with their own issues
+AVAILABLE: tuple[str, ...] = ("SAEHD", "Quick96")  # AMP lands with its own issue
 
 
 class UnknownModelError(ValueError):
@@ -31,7 +31,8 @@ def check_available(name: str) -> str:
     name = canonical_name(name)
     if name not in AVAILABLE:
         raise UnknownModelError(
-            f"{name} is not available yet in this version of dfl; Quick96 is ready to train."
+            f"{name} is not available yet in this version of dfl; "
+            "SAEHD and Quick96 are ready to train."
         )
     return name
 

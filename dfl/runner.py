@@ -142,6 +142,8 @@ class TrainingRunner:
                     trainer.iteration, "Starting. Press Enter to stop training and save the model."
                 )
             )
+        for note in getattr(trainer, "notes", ()):
+            self._emit(Message(note))
         now = time.monotonic()
         last_save = now
         last_preview = now

@@ -92,18 +92,33 @@ class Trainer:
             keras.utils.set_random_seed(setup.seed)
         self.batch_size = spec.batch_size(setup.options, 1)
         self.model = spec.build(setup.options)
-        self.optimizer = spec.make_optimizer(setup.options)
-        self.optimizer.build(self.model.trainable_variables)
+        self.notes: list[str] = []  # what the user should be told at the start (runner emits)
         self.iteration = 0
+        make_training = getattr(spec, "make_training", None)
+        if make_training is None:  # one loss group, one optimizer (Quick96)
+            self.training = None
+            self.optimizer = spec.make_optimizer(setup.options)
+            self.optimizer.build(self.model.trainable_variables)
+            self.networks = dict(self.model.networks)
+            self.optimizers = {OPTIMIZER_KEY: self.optimizer}
+        else:  # several loss groups, each with its own optimizer (SAEHD)
+            self.training = make_training(setup.options, self.model)
+            self.optimizer = self.training.groups[0].optimizer
+            self.networks = {**self.model.networks, **self.training.networks}
+            self.optimizers = dict(self.training.optimizers)
+        self._reset_history = False
         if setup.loaded is not None:
             self._restore(setup.loaded)
         elif setup.pretrained is not None:
             for name, network in self.model.networks.items():
                 _assign_arrays(network.weights, setup.pretrained.arrays(name), name)
 
-        from dfl.backend import make_train_step
+        from dfl.backend import make_multi_step, make_train_step
 
-        self.step_fn = make_train_step(self.model, spec.compute_losses, self.optimizer)
+        if self.training is None:
+            self.step_fn = make_train_step(self.model, spec.compute_losses, self.optimizer)
+        else:
+            self.step_fn = make_multi_step(self.training.groups, self.training.models)
         src_cfg, dst_cfg = spec.augment_configs(setup.options)
         seed = setup.seed if setup.seed is not None else int(time.time_ns() % 2**31)
         # A resumed run continues with fresh samples instead of replaying the first ones.
@@ -111,11 +126,17 @@ class Trainer:
         self.producer = BatchProducer(
             setup.src, setup.dst, src_cfg, dst_cfg, self.batch_size, seed, workers=setup.workers
         )
+        self.notes.extend(self.producer.notes)
         self.history = LossHistory.open(
             setup.store.folder / LOSS_HISTORY_FILE,
             len(LOSS_NAMES),
-            valid_rows=setup.loaded.loss_rows if setup.loaded is not None else 0,
+            valid_rows=(
+                setup.loaded.loss_rows
+                if setup.loaded is not None and not self._reset_history
+                else 0
+            ),
         )
+        self.notes.extend(self.history.notes)
         self.preview_inputs = self._initial_preview_inputs(setup.loaded)
         self.last_inputs: dict[str, np.ndarray] | None = None
         self._bad_steps = 0
@@ -125,9 +146,38 @@ class Trainer:
     # ----------------------------------------------------------------- restore
     def _restore(self, loaded: Loaded) -> None:
         self.iteration = loaded.state.iteration
-        for name, network in self.model.networks.items():
+        if self.training is None:
+            for name, network in self.model.networks.items():
+                _assign_arrays(network.weights, loaded.arrays(name), name)
+            _assign_arrays(self.optimizer.variables, loaded.arrays(OPTIMIZER_KEY), "optimizer")
+            return
+        fresh, reset, notes = self.setup.spec.fresh_on_resume(
+            loaded.state.options, self.setup.options
+        )
+        self.notes.extend(notes)
+        if reset:
+            self.iteration = 0
+            self._reset_history = True
+        for name, network in self.networks.items():
+            if name in fresh:
+                continue
+            if name not in self.model.networks and not loaded.has(name):
+                self.notes.append(f"{name} is new in this model: it starts afresh.")
+                continue
             _assign_arrays(network.weights, loaded.arrays(name), name)
-        _assign_arrays(self.optimizer.variables, loaded.arrays(OPTIMIZER_KEY), "optimizer")
+        for key, optimizer in self.optimizers.items():
+            if key in fresh:
+                continue
+            if not loaded.has(key):
+                self.notes.append(f"{key} is new in this model: it starts afresh.")
+                continue
+            try:
+                _assign_arrays(optimizer.variables, loaded.arrays(key), key)
+            except TrainingError:
+                # e.g. liae with random_warp switched: the generator trains other networks now
+                for variable in optimizer.variables:
+                    variable.assign(np.zeros(tuple(variable.shape), dtype=variable.dtype))
+                self.notes.append(f"{key} no longer fits the trained networks: it starts afresh.")
 
     def _initial_preview_inputs(self, loaded: Loaded | None) -> dict[str, np.ndarray]:
         if loaded is not None and loaded.has(PREVIEW_SAMPLES_KEY):
@@ -149,10 +199,11 @@ class Trainer:
         result = self.step_fn(inputs)
         losses = tuple(float(result[name]) for name in LOSS_NAMES)
         elapsed_ms = (time.perf_counter() - started) * 1000.0
-        if not all(math.isfinite(v) for v in losses):
+        # every loss the step returns is checked (each loss group's objective included)
+        bad = [n for n, v in result.items() if not math.isfinite(float(v))]
+        if bad:
             self._bad_steps += 1
             if self._bad_steps >= MAX_BAD_STEPS:
-                bad = [n for n, v in zip(LOSS_NAMES, losses, strict=True) if not math.isfinite(v)]
                 names = ", ".join(bad)
                 raise TrainingError(
                     f"{names} became NaN or infinite {MAX_BAD_STEPS} times in a row at iteration "
@@ -187,9 +238,9 @@ class Trainer:
         )
 
     def summary(self) -> str:
-        return summary_text(
+        return model_summary(
+            self.setup.spec,
             self.setup.name,
-            self.setup.spec.NAME,
             self.iteration,
             self.setup.options,
             self.setup.device_lines,
@@ -200,10 +251,9 @@ class Trainer:
     ) -> tuple[str, tuple[float, ...]]:
         """Write a whole checkpoint; returns its path and the mean losses since the last save."""
         self.step_fn.sync()
-        arrays = {
-            name: _weights_to_arrays(net.weights) for name, net in self.model.networks.items()
-        }
-        arrays[OPTIMIZER_KEY] = _weights_to_arrays(self.optimizer.variables)
+        arrays = {name: _weights_to_arrays(net.weights) for name, net in self.networks.items()}
+        for key, optimizer in self.optimizers.items():
+            arrays[key] = _weights_to_arrays(optimizer.variables)
         arrays[PREVIEW_SAMPLES_KEY] = self.preview_inputs
         rows = self.history.flush()
         path = self.setup.store.save(
@@ -243,6 +293,21 @@ class Trainer:
 
     def close(self) -> None:
         self.producer.close()
+
+
+def model_summary(
+    spec: ModuleType,
+    name: str,
+    iteration: int,
+    options: dict[str, Any],
+    device_lines: list[str],
+) -> str:
+    """The summary box, in the model's own order and with its display overrides (SAEHD)."""
+    shown = spec.summary_options(options) if hasattr(spec, "summary_options") else options
+    overrides = spec.display_overrides(options) if hasattr(spec, "display_overrides") else None
+    return summary_text(
+        name, spec.NAME, iteration, shown, device_lines, display_overrides=overrides
+    )
 
 
 def _now_iso() -> str:

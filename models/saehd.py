@@ -1,538 +1,44 @@
 """SAEHD: DeepFaceLab's main model (GPL-3.0), rebuilt from its documented behaviour and numerics
-(behaviour.md §2.2, numerics.md §1.1-1.2, §3): the option table, the df and liae networks with
-any of the archi opts u/d/t/c, and the optimizer.
-
-Not here yet (see the module's TODO list at the bottom): the full SAEHD loss (eyes/mouth priority,
-blur-out mask, style, GAN, true face), the discriminators, the augmentation configs and the end
-to end wiring; `make_compute_losses` is a clearly marked PLACEHOLDER with the basic terms only.
+(behaviour.md §2.2, numerics.md §1.1-1.2, §2.1, §3, §4, §5.3): the df and liae networks with any
+of the archi opts u/d/t/c, the optimizers, the augmentation configs, the full loss and the three
+loss groups of a training step (generator `src_dst`, true-face code discriminator `D_code`,
+patch GAN `GAN`). The option table lives in models/saehd_options.py and is re-exported here.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 from keras import ops
 
-from dfl import losses
+from dfl import saehd_losses
 from dfl.archi import (
-    ARCHI_OPTS,
     Architecture,
     DFAutoencoder,
     LIAEAutoencoder,
     build_autoencoder,
 )
+from dfl.augment import SCALE_RANGE_SAEHD, AugmentConfig
+from dfl.landmarks import face_type_from_code
+from dfl.models.saehd_options import *  # noqa: F403 - the option table is part of this module
+from dfl.models.saehd_options import (
+    CLIPNORM,
+    LR,
+    LR_COS_PERIOD,
+    LR_DROPOUT_KEEP,
+    NAME,
+    PREVIEW_MAX_HEIGHT,
+    PREVIEW_ROWS,
+    effective_options,
+    full_options,
+    is_df,
+    parse_archi,
+)
 from dfl.optimizers import AdaBelief, RMSprop
-from dfl.options import COMMON_OPTIONS, Option, OptionError, resolve_options, with_defaults
 from dfl.preview import model_pages
-
-NAME = "SAEHD"
-ASKS_OPTIONS = True
-
-LR = 5e-5
-LR_DROPOUT_KEEP = 0.3  # with lr_dropout y/cpu: each weight element is updated with p = 0.3
-LR_COS_PERIOD = 500  # iterations of the cosine learning-rate swing while lr_dropout is on
-CLIPNORM = 1.0  # global gradient norm limit when clipgrad is on
-
-RESOLUTION_RANGE = (64, 640)
-RESOLUTION_STEP = 16
-RESOLUTION_STEP_DEEP = 32  # archi with 'd' or 't' (both go one level deeper)
-FACE_TYPES = ("h", "mf", "f", "wf", "head")
-MASKED_TRAINING_FACE_TYPES = ("wf", "head")  # masked_training is asked only for these
-LAYOUTS = ("df", "liae")
-LR_DROPOUT_CHOICES = ("n", "y", "cpu")
-CT_MODES = ("none", "rct", "lct", "mkl", "idt", "sot")
-GAN_PATCH_PER_RES = 8  # default gan_patch_size = resolution // 8
-D_MASK_PER_D = 3  # default d_mask_dims = d_dims // 3, rounded up to even
-
-# The batch suggestion: 8 when the weakest chosen GPU has at least 4 GiB, else 4 (CPU: 4).
-BIG_BATCH = 8
-SMALL_BATCH = 4
-BIG_BATCH_MIN_GPU_BYTES = 4 * 1024**3
-
-PREVIEW_ROWS = 4
-PREVIEW_MAX_HEIGHT = 800  # px: rows = min(4, batch, 800 // resolution)
-PREVIEW_HISTORY_BASE = 10  # history frame every 10·max(1, res // 64) iterations
-
-ARCHI_RE = re.compile(rf"(?P<layout>{'|'.join(LAYOUTS)})(?:-(?P<opts>[{ARCHI_OPTS}]+))?")
-
-
-# --------------------------------------------------------------------------- option helpers
-def parse_archi(archi: str) -> tuple[str, str]:
-    """'liae-ud' -> ('liae', 'ud'); raises OptionError for anything DFL would not accept."""
-    text = str(archi).strip().lower()
-    match = ARCHI_RE.fullmatch(text)
-    if match is None:
-        raise OptionError(
-            f"archi: {archi!r} is not df or liae, optionally followed by '-' and letters "
-            f"from {ARCHI_OPTS} (e.g. liae-ud, df-udt)"
-        )
-    return match["layout"], match["opts"] or ""
-
-
-def _validate_archi(value: str, resolved: Mapping[str, Any]) -> str:
-    layout, opts = parse_archi(value)
-    return f"{layout}-{opts}" if opts else layout
-
-
-def archi_opts(resolved: Mapping[str, Any]) -> str:
-    """The opts letters of the archi resolved so far ('' when none or not resolved yet)."""
-    archi = resolved.get("archi")
-    if not archi:
-        return ""
-    try:
-        return parse_archi(archi)[1]
-    except OptionError:
-        return ""
-
-
-def is_df(resolved: Mapping[str, Any]) -> bool:
-    return str(resolved.get("archi", "")).strip().lower().startswith("df")
-
-
-def resolution_multiple(resolved: Mapping[str, Any]) -> int:
-    """16, or 32 when the archi has 'd' or 't' (decisions 10; behaviour §8.12)."""
-    return RESOLUTION_STEP_DEEP if {"d", "t"} & set(archi_opts(resolved)) else RESOLUTION_STEP
-
-
-def final_resolution(resolved: Mapping[str, Any]) -> int:
-    """The resolution after the archi's rounding (what the model will be built with)."""
-    res = int(resolved["resolution"])
-    step = resolution_multiple(resolved)
-    rounded = (res // step) * step
-    return max(rounded, -(-RESOLUTION_RANGE[0] // step) * step)
-
-
-def _d_mask_default(resolved: Mapping[str, Any]) -> int:
-    third = int(resolved["d_dims"]) // D_MASK_PER_D
-    return third + third % 2
-
-
-def _gan_patch_default(resolved: Mapping[str, Any]) -> int:
-    return final_resolution(resolved) // GAN_PATCH_PER_RES
-
-
-def _gan_on(resolved: Mapping[str, Any]) -> bool:
-    return float(resolved.get("gan_power", 0.0)) != 0.0
-
-
-def _validate_true_face(value: float, resolved: Mapping[str, Any]) -> float:
-    if value != 0.0 and not is_df(resolved):
-        raise OptionError(
-            f"true_face_power: {value} needs a df archi (this model is "
-            f"{resolved.get('archi', '?')}); it stays 0.0"
-        )
-    return value
-
-
-# ---------------------------------------------------------------------------- option table
-# behaviour.md §2.2, in DFL's ask order; F (changeable=False) options are fixed at creation.
-SAEHD_OPTIONS: tuple[Option, ...] = (
-    Option(
-        name="resolution",
-        label="Resolution",
-        type=int,
-        default=128,
-        range=RESOLUTION_RANGE,
-        multiple_of=resolution_multiple,
-        changeable=False,
-        group="model",
-        help="Side of the square face images the model learns, in pixels. More pixels show "
-        "more detail but cost memory and time per iteration. Rounded down to a multiple of 16, "
-        "or of 32 when the archi has -d or -t.",
-    ),
-    Option(
-        name="face_type",
-        label="Face type",
-        type=str,
-        default="f",
-        choices=FACE_TYPES,
-        changeable=False,
-        group="model",
-        help="How much of the head the model learns: h = half face (sharpest detail, but the "
-        "cheeks are cut off), mf = mid-half face (about 30% wider than half), f = full face, "
-        "wf = whole face including the forehead, head = the whole head (needs XSeg masks in "
-        "both facesets). The facesets should be extracted with this face type or a larger one.",
-    ),
-    Option(
-        name="archi",
-        label="AE architecture",
-        type=str,
-        default="liae-ud",
-        validate=_validate_archi,
-        changeable=False,
-        group="model",
-        hint="df/liae[-udtc]",
-        help="Network layout. df: one shared encoder and inter with a decoder per person; "
-        "keeps more of the src identity but wants src and dst faces of similar shape. liae: "
-        "two inter networks and one shared decoder; copes better with different face shapes "
-        "and lighting. Optional letters after a dash, in any combination: u = stronger "
-        "likeness to src (normalised code); d = double the resolution at about the same cost "
-        "(experimental; resolution becomes a multiple of 32); t = one more down/up-scaling "
-        "stage (resolution a multiple of 32); c = cosine activation instead of leaky ReLU "
-        "(experimental). Examples: liae-ud, df-udt.",
-    ),
-    Option(
-        name="ae_dims",
-        label="AutoEncoder dimensions",
-        type=int,
-        default=256,
-        range=(32, 1024),
-        changeable=False,
-        group="model",
-        help="Width of the bottleneck code that carries everything the model knows about a "
-        "face. Too small and details such as closed eyes get lost; larger needs more memory.",
-    ),
-    Option(
-        name="e_dims",
-        label="Encoder dimensions",
-        type=int,
-        default=64,
-        range=(16, 256),
-        multiple_of=2,
-        round_up=True,
-        changeable=False,
-        group="model",
-        help="Base channel count of the encoder. More channels learn more facial features and "
-        "give a sharper result, at the cost of memory. Rounded up to an even number.",
-    ),
-    Option(
-        name="d_dims",
-        label="Decoder dimensions",
-        type=int,
-        default=64,
-        range=(16, 256),
-        multiple_of=2,
-        round_up=True,
-        changeable=False,
-        group="model",
-        help="Base channel count of the decoder(s). More channels give a sharper, more "
-        "detailed result, at the cost of memory. Rounded up to an even number.",
-    ),
-    Option(
-        name="d_mask_dims",
-        label="Decoder mask dimensions",
-        type=int,
-        default=_d_mask_default,
-        range=(16, 256),
-        multiple_of=2,
-        round_up=True,
-        changeable=False,
-        group="model",
-        help="Base channel count of the decoder's mask branch; a third of the decoder "
-        "dimensions is usually enough (the default). Raise it when the masks were edited by "
-        "hand, e.g. to leave out obstacles, so that the learnt mask can follow them. Rounded "
-        "up to an even number.",
-    ),
-    Option(
-        name="masked_training",
-        label="Masked training",
-        type=bool,
-        default=True,
-        when=lambda r: r.get("face_type") in MASKED_TRAINING_FACE_TYPES,
-        group="training",
-        help="Count only the face inside the mask (full-face or XSeg) in the loss, so the "
-        "model spends its effort on the face instead of the background. Asked for whole face "
-        "and head only; smaller face types always train masked. Turning it off for a while "
-        "lets a whole-face or head model learn the surroundings too.",
-    ),
-    Option(
-        name="eyes_mouth_prio",
-        label="Eyes and mouth priority",
-        type=bool,
-        default=False,
-        group="training",
-        help="Weigh the eyes and mouth much more heavily in the loss. Helps when the eyes look "
-        "the wrong way or the teeth stay blurred.",
-    ),
-    Option(
-        name="uniform_yaw",
-        label="Uniform yaw distribution of samples",
-        type=bool,
-        default=False,
-        group="augmentation",
-        help="Draw samples evenly over head-turn (yaw) angles, so side views, which are rare "
-        "in most facesets, are learnt as well as frontal ones instead of staying blurry.",
-    ),
-    Option(
-        name="blur_out_mask",
-        label="Blur out mask",
-        type=bool,
-        default=False,
-        group="augmentation",
-        help="Blur the background just outside the face mask in training samples, so what "
-        "surrounds the face matters less to the model. Needs accurate XSeg masks in both "
-        "facesets.",
-    ),
-    Option(
-        name="models_opt_on_gpu",
-        label="Place models and optimizer on GPU",
-        type=bool,
-        default=True,
-        group="training",
-        help="y keeps the weights and optimizer state in GPU memory, which is fastest. n asks "
-        "for them to be kept in system memory instead, freeing GPU memory for a bigger model "
-        "at some cost in speed. On every backend (TensorFlow, JAX, torch) this only decides "
-        "where the variables live; it never changes the results, and it has no effect when "
-        "training on the CPU.",
-    ),
-    Option(
-        name="adabelief",
-        label="Use AdaBelief optimizer?",
-        type=bool,
-        default=True,
-        group="training",
-        help="y trains with AdaBelief, n with RMSprop (learning rate 5e-5 either way). "
-        "AdaBelief usually reaches a better, more general result and keeps two state tensors "
-        "per weight instead of one, so it needs more memory.",
-    ),
-    Option(
-        name="lr_dropout",
-        label="Use learning rate dropout",
-        type=str,
-        default="n",
-        choices=LR_DROPOUT_CHOICES,
-        group="training",
-        help="Learning-rate dropout: each step only a random 30% of every weight is updated, "
-        "and the learning rate swings on a 500-iteration cosine. Turn it on late in training "
-        "for a sharper face with less shimmer, before switching random warp off and before "
-        "using GAN. y = on; cpu = on, with the random masks made in system memory to save GPU "
-        "memory (slower); n = off.",
-    ),
-    Option(
-        name="random_warp",
-        label="Enable random warp of samples",
-        type=bool,
-        default=True,
-        group="augmentation",
-        help="Randomly warp the input faces so the model learns expressions rather than "
-        "copying pixels. Keep it on for most of the training; switching it off near the end "
-        "sharpens the detail.",
-    ),
-    Option(
-        name="random_hsv_power",
-        label="Random hue/saturation/light intensity",
-        type=float,
-        default=0.0,
-        range=(0.0, 0.3),
-        group="augmentation",
-        hint="0.0 .. 0.3",
-        help="Randomly shift hue, saturation and brightness of the src input faces (not the "
-        "targets) by up to this amount, which keeps the face colour steadier in the result. "
-        "Needs a src faceset with varied lighting; 0.05 is typical, 0 turns it off.",
-    ),
-    Option(
-        name="gan_power",
-        label="GAN power",
-        type=float,
-        default=0.0,
-        range=(0.0, 5.0),
-        group="gan",
-        hint="0.0 .. 5.0",
-        help="Strength of an adversarial (GAN) loss that adds fine skin detail. Start it only "
-        "once the face is well trained, with lr_dropout on and random warp off, and keep it "
-        "on from then on. It can add artefacts; 0.1 is typical, 0 turns it off.",
-    ),
-    Option(
-        name="gan_patch_size",
-        label="GAN patch size",
-        type=int,
-        default=_gan_patch_default,
-        range=(3, 640),
-        when=_gan_on,
-        group="gan",
-        help="Size in pixels of the patches the GAN's discriminator judges. Bigger patches "
-        "give better quality and need more memory; resolution / 8 (the default) is typical. "
-        "Changing it starts the discriminator afresh.",
-    ),
-    Option(
-        name="gan_dims",
-        label="GAN dimensions",
-        type=int,
-        default=16,
-        range=(4, 512),
-        when=_gan_on,
-        group="gan",
-        help="Channel width of the GAN's discriminator; 16 is typical. Changing it starts the "
-        "discriminator afresh.",
-    ),
-    Option(
-        name="true_face_power",
-        label="'True face' power.",
-        type=float,
-        default=0.0,
-        range=(0.0, 1.0),
-        when=is_df,
-        validate=_validate_true_face,
-        group="gan",
-        hint="0.0000 .. 1.0",
-        help="Experimental, df archis only: a discriminator on the inter's code pushes the "
-        "swapped face toward the src identity. 0.01 is typical; higher values can distort the "
-        "face. 0 turns it off.",
-    ),
-    Option(
-        name="face_style_power",
-        label="Face style power",
-        type=float,
-        default=0.0,
-        range=(0.0, 100.0),
-        group="loss",
-        hint="0.0..100.0",
-        help="Teach the swapped face the colours of the dst face inside the mask, so skin tone "
-        "and lighting match dst. Start very low (about 0.001) and only after some 10k "
-        "iterations; higher values risk a model collapse (make a backup first). 0 = off.",
-    ),
-    Option(
-        name="bg_style_power",
-        label="Background style power",
-        type=float,
-        default=0.0,
-        range=(0.0, 100.0),
-        group="loss",
-        hint="0.0..100.0",
-        help="Teach the area outside the face mask from dst, so the swap blends into dst's "
-        "surroundings and looks more like dst. Risks a model collapse; 2.0 is typical, "
-        "0 = off.",
-    ),
-    Option(
-        name="ct_mode",
-        label="Color transfer for src faceset",
-        type=str,
-        default="none",
-        choices=CT_MODES,
-        group="augmentation",
-        help="Recolour each src sample toward a random dst sample, so the model sees dst-like "
-        "skin tones. rct, lct, mkl, idt and sot are different colour-transfer methods; try "
-        "them and compare the previews. none = off.",
-    ),
-    Option(
-        name="clipgrad",
-        label="Enable gradient clipping",
-        type=bool,
-        default=False,
-        group="training",
-        help="Limit the global norm of each step's gradient to 1. Makes a model collapse less "
-        "likely, at a small cost in speed.",
-    ),
-    Option(
-        name="pretrain",
-        label="Enable pretraining mode",
-        type=bool,
-        default=False,
-        group="training",
-        help="Train on a large faceset of many different people (--pretraining-data-dir) to "
-        "make a reusable starting point for later models. While on: no random warp, both "
-        "flips and uniform yaw on, GAN, lr dropout, HSV and style powers off. Switching it off "
-        "restarts the iteration count at 0 and the inter network(s) start afresh.",
-    ),
-)
-OPTIONS = SAEHD_OPTIONS  # docs/design.md: added to COMMON_OPTIONS
-FIXED_OPTIONS = tuple(o.name for o in SAEHD_OPTIONS if not o.changeable)
-
-# What pretraining forces while it is on (the stored options stay unchanged).
-PRETRAIN_DISPLAY_OVERRIDES: dict[str, Any] = {
-    "lr_dropout": "n",
-    "random_warp": False,
-    "gan_power": 0.0,
-    "random_hsv_power": 0.0,
-    "face_style_power": 0.0,
-    "bg_style_power": 0.0,
-    "uniform_yaw": True,
-}
-PRETRAIN_OVERRIDES: dict[str, Any] = {
-    **PRETRAIN_DISPLAY_OVERRIDES,
-    "random_src_flip": True,
-    "random_dst_flip": True,
-}
-
-# DFL's summary lists the options in its dict's insertion order (behaviour.md §8.9), not ask order.
-SUMMARY_ORDER = (
-    "resolution",
-    "face_type",
-    "models_opt_on_gpu",
-    "archi",
-    "ae_dims",
-    "e_dims",
-    "d_dims",
-    "d_mask_dims",
-    "masked_training",
-    "eyes_mouth_prio",
-    "uniform_yaw",
-    "blur_out_mask",
-    "adabelief",
-    "lr_dropout",
-    "random_warp",
-    "random_hsv_power",
-    "true_face_power",
-    "face_style_power",
-    "bg_style_power",
-    "ct_mode",
-    "clipgrad",
-    "pretrain",
-    "autobackup_hour",
-    "autobackup_keep",
-    "write_preview_history",
-    "target_iter",
-    "random_src_flip",
-    "random_dst_flip",
-    "batch_size",
-    "gan_power",
-    "gan_patch_size",
-    "gan_dims",
-)
-
-
-def suggested_batch_size(gpu_memory_bytes: int | None) -> int:
-    """8 when the weakest chosen GPU has >= 4 GiB, else 4; None (the CPU) gives 4."""
-    if gpu_memory_bytes is not None and gpu_memory_bytes >= BIG_BATCH_MIN_GPU_BYTES:
-        return BIG_BATCH
-    return SMALL_BATCH
-
-
-def common_options(gpu_memory_bytes: int | None = None) -> tuple[Option, ...]:
-    """COMMON_OPTIONS with SAEHD's batch-size suggestion for the chosen device."""
-    return with_defaults(COMMON_OPTIONS, batch_size=suggested_batch_size(gpu_memory_bytes))
-
-
-def option_table(gpu_memory_bytes: int | None = None) -> tuple[Option, ...]:
-    """The whole table in DFL's ask order: the shared prompts, then SAEHD's own."""
-    return common_options(gpu_memory_bytes) + SAEHD_OPTIONS
-
-
-def full_options(options: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """SAEHD's options with every missing one at its (derived) default; checks the values."""
-    options = dict(options or {})
-    names = {o.name for o in SAEHD_OPTIONS}
-    given = {k: v for k, v in options.items() if k in names}
-    resolved = resolve_options(SAEHD_OPTIONS, overrides=given).options
-    return {**options, **resolved}
-
-
-def effective_options(options: Mapping[str, Any]) -> dict[str, Any]:
-    """The options training actually uses: pretraining's forced values applied."""
-    options = dict(options)
-    if options.get("pretrain"):
-        options.update(PRETRAIN_OVERRIDES)
-    return options
-
-
-def display_overrides(options: Mapping[str, Any]) -> dict[str, Any]:
-    """For dfl.summary.summary_text: what pretraining shows instead of the stored values."""
-    return dict(PRETRAIN_DISPLAY_OVERRIDES) if options.get("pretrain") else {}
-
-
-def summary_options(options: Mapping[str, Any]) -> dict[str, Any]:
-    """The options in DFL's summary order; keys it does not know follow in their own order."""
-    ordered = {key: options[key] for key in SUMMARY_ORDER if key in options}
-    ordered.update((key, value) for key, value in options.items() if key not in ordered)
-    return ordered
-
-
-def preview_history_every(options: Mapping[str, Any]) -> int:
-    """Iterations between preview-history frames: 10·max(1, resolution // 64)."""
-    return PREVIEW_HISTORY_BASE * max(1, int(options["resolution"]) // 64)
 
 
 # -------------------------------------------------------------------------------- networks
@@ -659,72 +165,182 @@ def make_optimizer(options: Mapping[str, Any], **kwargs: Any) -> AdaBelief | RMS
     return cls(**settings, **kwargs)
 
 
-# --------------------------------------------------------------------- losses: PLACEHOLDER
-MASK_BLUR_PER_PX = 32  # loss mask blur σ = max(1, res // 32), then clip(·, 0, 0.5)·2
-LOSS_WEIGHT = 10.0
-DUAL_DSSIM_FROM_PX = 256  # from 256 px: 5·DSSIM(res/11.6) + 5·DSSIM(res/23.2)
-
-
-def _basic_side_loss(target: Any, mask: Any, pred: Any, pred_mask: Any, masked: bool) -> Any:
-    target, mask, pred, pred_mask = (
-        ops.convert_to_tensor(x) for x in (target, mask, pred, pred_mask)
+# ---------------------------------------------------------------------------- augmentation
+def augment_configs(options: Mapping[str, Any]) -> tuple[AugmentConfig, AugmentConfig]:
+    """(src, dst) sample configs (numerics.md §5.3): scale ±0.15, flips from random_src_flip /
+    random_dst_flip, random_warp, random HSV and colour transfer on src only, the eyes/mouth
+    mask with eyes_mouth_prio, uniform yaw; pretraining forces its settings (§4)."""
+    o = effective_options(full_options(options))
+    ct_mode = o.get("ct_mode", "none")
+    if o.get("pretrain") or ct_mode in (None, "", "none"):
+        ct_mode = None
+    common = {
+        "resolution": int(o["resolution"]),
+        "face_type": face_type_from_code(str(o["face_type"])),
+        "random_warp": bool(o["random_warp"]),
+        "scale_range": SCALE_RANGE_SAEHD,
+        "eyes_mouth": bool(o["eyes_mouth_prio"]),
+        "uniform_yaw": bool(o["uniform_yaw"]),
+    }
+    src = AugmentConfig(
+        **common,
+        random_flip=bool(o.get("random_src_flip", False)),
+        random_hsv_power=float(o["random_hsv_power"]),
+        ct_mode=ct_mode,
     )
-    res = int(target.shape[1])
-    if masked:
-        blurred = ops.clip(losses.gaussian_blur(mask, max(1, res // MASK_BLUR_PER_PX)), 0.0, 0.5)
-        blurred = blurred * 2.0
-        target, pred = target * blurred, pred * blurred
-    if res < DUAL_DSSIM_FROM_PX:
-        dssim = LOSS_WEIGHT * ops.mean(
-            losses.dssim(target, pred, losses.dssim_filter_size(res)), axis=-1
-        )
-    else:
-        half, dssim = LOSS_WEIGHT / 2, 0.0
-        for window in (losses.dssim_filter_size(res), losses.dssim_filter_size(res // 2)):
-            dssim = dssim + half * ops.mean(losses.dssim(target, pred, window), axis=-1)
-    return (
-        dssim + LOSS_WEIGHT * losses.mse(target, pred) + LOSS_WEIGHT * losses.mse(mask, pred_mask)
-    )
+    dst = AugmentConfig(**common, random_flip=bool(o.get("random_dst_flip", True)))
+    return src, dst
 
 
-def make_compute_losses(options: Mapping[str, Any]) -> Callable[[dict, dict], dict]:
-    """PLACEHOLDER, to be replaced by the full SAEHD loss (numerics.md §2.1) from the losses
-    work: only the basic terms per side, 10·DSSIM (two windows from 256 px) + 10·MSE on the
-    (blurred-mask, if masked_training) images + 10·mask MSE. Ignores eyes_mouth_prio,
-    blur_out_mask, style powers, GAN and true face.
+def reuses_previous(iteration: int, previous_inputs: dict[str, np.ndarray] | None) -> bool:
+    """SAEHD draws a fresh batch every iteration."""
+    return False
 
-    Returns compute_losses(outputs, inputs) -> {loss (Σ over the batch), src_loss, dst_loss}.
-    """
-    masked = bool(full_options(options)["masked_training"])
+
+def next_inputs(
+    iteration: int,
+    inputs: dict[str, np.ndarray] | None,
+    previous_inputs: dict[str, np.ndarray] | None,
+) -> dict[str, np.ndarray]:
+    if inputs is None:
+        raise ValueError("SAEHD needs a fresh batch every iteration")
+    return inputs
+
+
+# ---------------------------------------------------------------------------------- losses
+REPORTED = ("loss", "src_loss", "dst_loss")
+
+
+def loss_config(options: Mapping[str, Any]) -> saehd_losses.LossConfig:
+    return saehd_losses.LossConfig.from_options(effective_options(full_options(options)))
+
+
+def make_compute_losses(
+    options: Mapping[str, Any],
+    gan_discriminator: Any = None,
+    code_discriminator: Any = None,
+) -> Callable[[dict, dict], dict]:
+    """The generator objective (numerics.md §2.1, dfl.saehd_losses.generator_losses):
+    compute_losses(outputs, inputs) -> {loss (Σ over the batch), src_loss, dst_loss}. The GAN
+    and true-face terms need their discriminators (skipped when None)."""
+    config = loss_config(options)
+    gan = gan_discriminator if config.trains_gan else None
+    code = code_discriminator if config.uses_true_face else None
 
     def compute_losses(outputs: dict, inputs: dict) -> dict:
-        src = _basic_side_loss(
-            inputs["target_src"],
-            inputs["mask_src"],
-            outputs["pred_src"],
-            outputs["pred_src_mask"],
-            masked,
-        )
-        dst = _basic_side_loss(
-            inputs["target_dst"],
-            inputs["mask_dst"],
-            outputs["pred_dst"],
-            outputs["pred_dst_mask"],
-            masked,
-        )
-        return {"loss": ops.sum(src + dst), "src_loss": ops.mean(src), "dst_loss": ops.mean(dst)}
+        result = saehd_losses.generator_losses(outputs, inputs, config, gan, code)
+        return {key: result[key] for key in REPORTED}
 
     return compute_losses
 
 
-# TODO(end to end wiring, not in this module yet):
-# - compute_losses with the options (the trainer calls spec.compute_losses(outputs, inputs)),
-#   the full loss, dfl.discriminators (UNet patch GAN `GAN`, code discriminator `D_code`) and
-#   their optimizers (optimizer_settings, own counters) and steps;
-# - augment_configs(options) (SCALE_RANGE_SAEHD, flips, warp, hsv, ct_mode, uniform_yaw,
-#   eyes/mouth mask, blur_out_mask, pretrain data) and the batcher's extras;
-# - the device-aware batch suggestion (option_table(gpu_memory_bytes)) in the start-up;
-# - pretrain: requires --pretraining-data-dir; switching it off resets the iteration and the
-#   loss history and re-initialises reinitialised_on_pretrain_off(options);
-# - liae with random warp off trains trained_networks(options) only;
-# - models_opt_on_gpu forced off on the CPU; lr_dropout 'cpu' mask placement.
+# ------------------------------------------------------------------------- training groups
+G_GROUP, D_CODE_GROUP, GAN_GROUP = "src_dst", "D_code", "GAN"
+OPTIMIZER_KEYS = {G_GROUP: "src_dst_opt", D_CODE_GROUP: "D_code_opt", GAN_GROUP: "GAN_opt"}
+CODE_DISCRIMINATOR = "code_discriminator"
+GAN_NETWORK = "GAN"
+GAN_SHAPE_OPTIONS = ("gan_patch_size", "gan_dims")  # a change re-initialises the GAN (§4)
+
+
+@dataclass
+class Training:
+    """What the trainer needs beyond the autoencoder: the loss groups in step order, the extra
+    networks saved beside the autoencoder's, and each group's optimizer under its checkpoint key."""
+
+    groups: list[Any]
+    networks: dict[str, Any] = field(default_factory=dict)
+    optimizers: dict[str, Any] = field(default_factory=dict)
+    models: list[Any] = field(default_factory=list)
+
+
+def _gan_dims(options: Mapping[str, Any]) -> int:
+    return int(options.get("gan_dims", 16))
+
+
+def make_training(options: Mapping[str, Any], model: SAEHDModel) -> Training:
+    """The loss groups of one SAEHD iteration (numerics.md §4): the generator (`src_dst`), then
+    the true-face code discriminator (`D_code`, df with true_face_power, not pretraining), then
+    the patch GAN (`GAN`, gan_power > 0, not pretraining); each with its own optimizer
+    (optimizer_settings, own counters)."""
+    from dfl.backend.multistep import LossGroup
+    from dfl.discriminators import build_code_discriminator, build_unet_patch_discriminator
+
+    o = effective_options(full_options(options))
+    config = saehd_losses.LossConfig.from_options(o)
+    networks: dict[str, Any] = {}
+    gan = code = None
+    if config.uses_true_face:
+        code_shape = model.inter.outputs[0].shape
+        code = build_code_discriminator(int(code_shape[-1]), int(code_shape[1]))
+        networks[CODE_DISCRIMINATOR] = code
+    if config.trains_gan:
+        gan = build_unet_patch_discriminator(
+            int(o["gan_patch_size"]),
+            base_ch=_gan_dims(o),
+            resolution=int(o["resolution"]),
+            name=GAN_NETWORK,
+        )
+        networks[GAN_NETWORK] = gan
+    g_losses = make_compute_losses(o, gan, code)
+
+    def generator(inputs: dict, training: bool) -> dict:
+        return g_losses(model(inputs, training=training), inputs)
+
+    g_vars = [v for n in trained_networks(o) for v in model.networks[n].trainable_variables]
+    optimizers = {OPTIMIZER_KEYS[G_GROUP]: make_optimizer(o, name="src_dst_opt")}
+    groups = [LossGroup(G_GROUP, g_vars, optimizers[OPTIMIZER_KEYS[G_GROUP]], generator)]
+
+    if code is not None and config.trains_code_discriminator:
+
+        def code_step(inputs: dict, training: bool) -> dict:
+            images = ops.concatenate([inputs["warped_src"], inputs["warped_dst"]], axis=0)
+            codes = model.inter(model.encoder(images, training=training), training=training)
+            src_code, dst_code = ops.split(codes, 2, axis=0)
+            outputs = {"src_code": src_code, "dst_code": dst_code}
+            return saehd_losses.code_discriminator_losses(code, outputs)
+
+        opt = make_optimizer(o, name="D_code_opt")
+        optimizers[OPTIMIZER_KEYS[D_CODE_GROUP]] = opt
+        groups.append(LossGroup(D_CODE_GROUP, code.trainable_variables, opt, code_step))
+
+    if gan is not None:
+
+        def gan_step(inputs: dict, training: bool) -> dict:
+            outputs = model(inputs, training=training)
+            return saehd_losses.gan_discriminator_losses(gan, outputs, inputs, config)
+
+        opt = make_optimizer(o, name="GAN_opt")
+        optimizers[OPTIMIZER_KEYS[GAN_GROUP]] = opt
+        groups.append(LossGroup(GAN_GROUP, gan.trainable_variables, opt, gan_step))
+
+    for group in groups:
+        if not group.optimizer.built:
+            group.optimizer.build(list(group.variables))
+    return Training(groups, networks, optimizers, [model, *networks.values()])
+
+
+def fresh_on_resume(
+    stored: Mapping[str, Any], options: Mapping[str, Any]
+) -> tuple[set[str], bool, list[str]]:
+    """What a resume must not load: (checkpoint keys started afresh, whether the iteration and
+    the loss history restart at 0, notes for the user).
+
+    Pretraining switched off re-initialises the inter(s) and restarts the count (behaviour.md
+    §2.2); a changed gan_patch_size or gan_dims re-initialises the GAN and its optimizer (§4)."""
+    fresh: set[str] = set()
+    notes: list[str] = []
+    reset = False
+    if stored.get("pretrain") and not options.get("pretrain"):
+        reset = True
+        inters = reinitialised_on_pretrain_off(options)
+        fresh.update(inters)
+        notes.append(
+            "Pretraining switched off: the iteration count restarts at 0 and "
+            f"{', '.join(inters)} start afresh."
+        )
+    if float(options.get("gan_power", 0.0)) > 0.0 and float(stored.get("gan_power", 0.0)) > 0.0:
+        changed = [k for k in GAN_SHAPE_OPTIONS if stored.get(k) != options.get(k)]
+        if changed:
+            fresh.update({GAN_NETWORK, OPTIMIZER_KEYS[GAN_GROUP]})
+            notes.append(f"{', '.join(changed)} changed: the GAN starts afresh.")
+    return fresh, reset, notes

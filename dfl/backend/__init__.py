@@ -149,3 +149,13 @@ def make_train_step(
         raise BackendError(f"Keras backend {name!r} is not supported: use one of {BACKENDS}")
     module = importlib.import_module(f"{__name__}.{name}")
     return module.make_train_step(model, compute_losses, optimizer)
+
+
+def make_multi_step(groups: Any, models: Any) -> Any:
+    """The step over several loss groups, each with its own variables and optimizer, for the
+    loaded Keras backend (see dfl.backend.multistep): SAEHD's generator, code discriminator and
+    patch GAN. Called with the inputs dict, it runs every group in order and returns each
+    group's objective as "<group>_loss" with its other reported values."""
+    from dfl.backend.multistep import make_multi_step as make
+
+    return make(groups, models)

@@ -92,8 +92,9 @@ def _model_name(args: argparse.Namespace, model_dir: Path, model_type: str) -> s
     return choose_model(model_dir, model_type)
 
 
-def _device(args: argparse.Namespace, stored: str | None) -> tuple[str, list[str]]:
-    """Returns the device choice ('cpu' or '0,1') and the summary lines describing it."""
+def _device(args: argparse.Namespace, stored: str | None) -> tuple[str, list[str], int | None]:
+    """Returns the device choice ('cpu' or '0,1'), the summary lines describing it and the
+    memory of the weakest chosen GPU (None on the CPU or when unknown)."""
     from dfl.backend import list_devices
     from dfl.cli import UserError
     from dfl.summary import describe_devices
@@ -113,9 +114,11 @@ def _device(args: argparse.Namespace, stored: str | None) -> tuple[str, list[str
     else:
         choice = choose_device(devices, stored)
     if choice == "cpu":
-        return choice, describe_devices([])
+        return choice, describe_devices([]), None
     chosen = {int(i) for i in choice.split(",")}
-    return choice, describe_devices([d for d in devices if d.index in chosen])
+    picked = [d for d in devices if d.index in chosen]
+    memories = [d.memory_bytes for d in picked if d.memory_bytes is not None]
+    return choice, describe_devices(picked), (min(memories) if memories else None)
 
 
 def _load_faceset(folder: Path, side: str):  # -> list[FaceSample]
@@ -170,12 +173,15 @@ def train(args: argparse.Namespace) -> int:
         else:
             text.info("Model first run.")
 
-        device, device_lines = _device(args, loaded.state.device if loaded else None)
+        device, device_lines, gpu_memory = _device(args, loaded.state.device if loaded else None)
         backend.use_device(device)
         backend.import_keras(backend_name)  # only after the device is chosen; quiets TF
         spec = load_model(model_type)
 
-        table = COMMON_OPTIONS + tuple(spec.OPTIONS)
+        if hasattr(spec, "option_table"):
+            table = tuple(spec.option_table(gpu_memory))  # SAEHD: device-aware batch default
+        else:
+            table = COMMON_OPTIONS + tuple(spec.OPTIONS)
         ask_changeable = False
         if loaded is not None and spec.ASKS_OPTIONS:
             ask_changeable = args.override or override_gate()
@@ -194,11 +200,21 @@ def train(args: argparse.Namespace) -> int:
         pretrained = None
         if args.pretrained_model_dir and loaded is None:
             pretrained = _load_pretrained(args.pretrained_model_dir, model_type)
-        if args.pretraining_data_dir:
-            text.note("--pretraining-data-dir is used only by SAEHD's pretrain mode; ignored.")
-
-        src = _load_faceset(folders.src, "src")
-        dst = _load_faceset(folders.dst, "dst")
+        if options.get("pretrain"):
+            if not args.pretraining_data_dir:
+                raise UserError(
+                    "pretrain is on: give the pretraining faceset with --pretraining-data-dir DIR "
+                    "(both sides read it), or answer n to 'Enable pretraining mode'"
+                )
+            pretrain_dir = args.pretraining_data_dir.expanduser().resolve()
+            text.info(f"Pretraining: both sides read {pretrain_dir}")
+            src = _load_faceset(pretrain_dir, "pretraining")
+            dst = src
+        else:
+            if args.pretraining_data_dir:
+                text.note("--pretraining-data-dir is used only by SAEHD's pretrain mode; ignored.")
+            src = _load_faceset(folders.src, "src")
+            dst = _load_faceset(folders.dst, "dst")
 
         if args.debug:
             from dfl.ui.debugview import show_samples
@@ -206,12 +222,11 @@ def train(args: argparse.Namespace) -> int:
             return show_samples(spec, options, src, dst, no_window=args.no_preview)
 
         from dfl.runner import Schedule, TrainingRunner
-        from dfl.summary import summary_text
-        from dfl.trainer import Trainer, TrainingSetup
+        from dfl.trainer import Trainer, TrainingSetup, model_summary
 
         text.info(
-            summary_text(
-                name, model_type, loaded.state.iteration if loaded else 0, options, device_lines
+            model_summary(
+                spec, name, loaded.state.iteration if loaded else 0, options, device_lines
             )
         )
         if device == "cpu":
@@ -242,7 +257,7 @@ def train(args: argparse.Namespace) -> int:
             backups_kept=int(options.get("autobackup_keep", 8)),
             exit_at_target=not interactive,
             preview_history_every=(
-                spec.PREVIEW_HISTORY_EVERY if options.get("write_preview_history") else 0
+                _preview_history_every(spec, options) if options.get("write_preview_history") else 0
             ),
         )
         runner = TrainingRunner(lambda: Trainer(setup), schedule)
@@ -260,6 +275,13 @@ def train(args: argparse.Namespace) -> int:
             return EXIT_FAILED
         text.info("Done.")
         return EXIT_OK
+
+
+def _preview_history_every(spec, options: dict) -> int:
+    """SAEHD asks its options (10·max(1, res // 64)); the others have a fixed period."""
+    if hasattr(spec, "preview_history_every"):
+        return int(spec.preview_history_every(options))
+    return int(spec.PREVIEW_HISTORY_EVERY)
 
 
 def _load_pretrained(folder: Path, model_type: str):  # -> Loaded

@@ -1,0 +1,159 @@
+"""SAEHD end to end, headless: a tiny configuration trains, saves and resumes; each loss group
+(generator, true-face code discriminator, patch GAN) changes only its own weights."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+
+from dfl import backend
+
+backend.select(None)
+
+from dfl.events import Error, Saved, Stopped  # noqa: E402
+from dfl.faceset import load_faceset  # noqa: E402
+from dfl.models import saehd  # noqa: E402
+from dfl.options import resolve_options  # noqa: E402
+from dfl.runner import Schedule, TrainingRunner  # noqa: E402
+from dfl.state import ModelStore  # noqa: E402
+from dfl.trainer import Trainer, TrainingSetup  # noqa: E402
+
+FACESET = Path(__file__).parent / "data" / "dfl-faceset"
+EVENT_TIMEOUT_S = 120
+TINY = {
+    "resolution": 64,
+    "ae_dims": 32,
+    "e_dims": 16,
+    "d_dims": 16,
+    "d_mask_dims": 16,
+    "batch_size": 2,
+    "face_type": "f",
+}
+
+
+def options_for(archi: str, **extra) -> dict:
+    given = {"archi": archi, **TINY, "gan_power": 0.1, "gan_patch_size": 8, "gan_dims": 4}
+    if archi.startswith("df"):
+        given["true_face_power"] = 0.01
+    given.update(extra)
+    return resolve_options(saehd.option_table(None), overrides=given).options
+
+
+def make_setup(folder: Path, options: dict, loaded=None) -> TrainingSetup:
+    return TrainingSetup(
+        spec=saehd,
+        name="tiny",
+        store=ModelStore(folder),
+        options=options,
+        device="cpu",
+        backend="tensorflow",
+        src=load_faceset(FACESET / "src").samples,
+        dst=load_faceset(FACESET / "dst").samples,
+        loaded=loaded,
+        seed=1,
+        workers=1,
+    )
+
+
+def weights(trainer: Trainer) -> dict[str, list[np.ndarray]]:
+    trainer.step_fn.sync()
+    return {
+        name: [keras.ops.convert_to_numpy(w).copy() for w in net.weights]
+        for name, net in trainer.networks.items()
+    }
+
+
+def changed(before, after) -> set[str]:
+    return {
+        name
+        for name in before
+        if any(not np.array_equal(a, b) for a, b in zip(before[name], after[name], strict=True))
+    }
+
+
+@pytest.mark.parametrize("archi", ["df-ud", "liae-ud"])
+def test_tiny_saehd_trains_saves_and_resumes(tmp_path: Path, archi: str) -> None:
+    folder = tmp_path / f"tiny_{archi}_SAEHD"
+    options = options_for(archi)
+    trainer = Trainer(make_setup(folder, options))
+    try:
+        groups = [g.name for g in trainer.training.groups]
+        expected = ["src_dst", "D_code", "GAN"] if archi.startswith("df") else ["src_dst", "GAN"]
+        assert groups == expected
+        for _ in range(2):
+            _, losses = trainer.train_one()
+            assert all(np.isfinite(losses))
+        # a GAN-only step changes only the GAN's weights
+        before = weights(trainer)
+        inputs = trainer.producer.get(timeout=EVENT_TIMEOUT_S).as_inputs()
+        trainer.step_fn(inputs, groups=("GAN",))
+        assert changed(before, weights(trainer)) == {"GAN"}
+        if archi.startswith("df"):
+            before = weights(trainer)
+            trainer.step_fn(inputs, groups=("D_code",))
+            assert changed(before, weights(trainer)) == {"code_discriminator"}
+        trainer.save()
+        saved = weights(trainer)
+    finally:
+        trainer.close()
+    loaded = ModelStore(folder).load()
+    keys = set(loaded.keys)
+    for key in ("src_dst_opt", "GAN_opt", "GAN", "preview_samples", "encoder"):
+        assert any(k.startswith(key) for k in keys), (key, keys)
+    if archi.startswith("df"):
+        assert any(k.startswith("D_code_opt") for k in keys)
+        assert any(k.startswith("code_discriminator") for k in keys)
+
+    resumed = Trainer(make_setup(folder, options, loaded))
+    try:
+        assert resumed.iteration == 2
+        assert changed(saved, weights(resumed)) == set()
+        resumed.train_one()
+        assert resumed.iteration == 3
+    finally:
+        resumed.close()
+
+    # a changed GAN patch size re-initialises the GAN only
+    changed_gan = dict(options, gan_patch_size=16)
+    again = Trainer(make_setup(folder, changed_gan, ModelStore(folder).load()))
+    try:
+        assert any("GAN starts afresh" in n for n in again.notes)
+        assert again.iteration == 2
+    finally:
+        again.close()
+
+
+def test_runner_trains_saehd_and_pretrain_off_restarts(tmp_path: Path) -> None:
+    folder = tmp_path / "pre_SAEHD"
+    options = options_for("liae-ud", pretrain=True, gan_power=0.0)
+    schedule = Schedule(target_iter=2, exit_at_target=True)
+    runner = TrainingRunner(lambda: Trainer(make_setup(folder, options)), schedule)
+    runner.start()
+    events = []
+    while True:
+        event = runner.events.get(timeout=EVENT_TIMEOUT_S)
+        events.append(event)
+        assert not isinstance(event, Error), event
+        if isinstance(event, Stopped):
+            break
+    runner.join(10)
+    assert any(isinstance(e, Saved) and e.iteration == 2 for e in events)
+
+    off = dict(options, pretrain=False)
+    loaded = ModelStore(folder).load()
+    trainer = Trainer(make_setup(folder, off, loaded))
+    try:
+        assert trainer.iteration == 0
+        assert any("Pretraining switched off" in n for n in trainer.notes)
+        assert len(trainer.loss_history()) == 0
+        inter = keras.ops.convert_to_numpy(trainer.networks["inter_B"].weights[0])
+        stored = loaded.arrays("inter_B")
+        assert not np.array_equal(inter, stored[sorted(stored)[0]])
+        enc = keras.ops.convert_to_numpy(trainer.networks["encoder"].weights[0])
+        stored = loaded.arrays("encoder")
+        assert np.array_equal(enc, stored[sorted(stored)[0]])
+    finally:
+        trainer.close()
