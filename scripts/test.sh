@@ -10,6 +10,7 @@ python3 -m ruff check dfl models tests bench
 KERAS_BACKEND=tensorflow python3 -m pytest -q "$@"
 BACKEND_TESTS=(
   tests/test_nn.py tests/test_losses.py tests/test_optimizers.py tests/test_quick96.py
+  tests/test_saehd_train.py
   tests/test_e2e_terminal.py::test_piped_input_takes_defaults_and_exits_at_target
 )
 for backend in jax torch; do
