@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import colorsys
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import cv2
 import numpy as np
@@ -114,6 +115,30 @@ def model_pages(
         (f"{name} masked dst-dst", page(d_m, dd_m)),
         (f"{name} masked pred", page(d_m, sd_m)),
     ]
+
+
+def autoencoder_pages(
+    name: str, model: Any, inputs: Mapping[str, np.ndarray], head: bool = False
+) -> list[Page]:
+    """The pages of a df/liae autoencoder (`model.predict_preview`), run on the unwarped targets."""
+    target_src, target_dst = inputs["target_src"], inputs["target_dst"]
+    rows = _rows(PREVIEW_ROWS, target_src.shape[0], target_src.shape[1])
+    target_src, target_dst = target_src[:rows], target_dst[:rows]
+    p = model.predict_preview(target_src, target_dst)
+    return model_pages(
+        name,
+        target_src,
+        p["ss"],
+        target_dst,
+        p["dd"],
+        p["sd"],
+        inputs["mask_src"][:rows],
+        inputs["mask_dst"][:rows],
+        p["ddm"],
+        p["sdm"],
+        rows=rows,
+        head=head,
+    )
 
 
 def series_colour(p: int, count: int) -> tuple[int, int, int]:

@@ -11,7 +11,7 @@ from dfl import losses
 from dfl.archi import Architecture, DFAutoencoder  # re-exported: quick96.Architecture
 from dfl.augment import AugmentConfig
 from dfl.optimizers import RMSprop
-from dfl.preview import model_pages
+from dfl.preview import autoencoder_pages
 
 NAME = "Quick96"
 OPTIONS: tuple = ()
@@ -107,20 +107,4 @@ def augment_configs(options: dict | None = None) -> tuple[AugmentConfig, Augment
 
 def preview(model: DFAutoencoder, inputs: dict[str, np.ndarray]) -> list[tuple[str, np.ndarray]]:
     """The "Quick96" and "Quick96 masked" pages, run on the unwarped targets."""
-    rows = min(PREVIEW_ROWS, inputs["target_src"].shape[0])
-    target_src = inputs["target_src"][:rows]
-    target_dst = inputs["target_dst"][:rows]
-    p = model.predict_preview(target_src, target_dst)
-    return model_pages(
-        NAME,
-        target_src,
-        p["ss"],
-        target_dst,
-        p["dd"],
-        p["sd"],
-        inputs["mask_src"][:rows],
-        inputs["mask_dst"][:rows],
-        p["ddm"],
-        p["sdm"],
-        rows=rows,
-    )
+    return autoencoder_pages(NAME, model, inputs)

@@ -23,22 +23,32 @@ from dfl.archi import (
 )
 from dfl.augment import SCALE_RANGE_SAEHD, AugmentConfig
 from dfl.landmarks import face_type_from_code
-from dfl.models.saehd_options import *  # noqa: F403 - the option table is part of this module
+from dfl.models.saehd_options import (  # the option table and its helpers belong to this model
+    ASKS_OPTIONS as ASKS_OPTIONS,
+)
 from dfl.models.saehd_options import (
     CLIPNORM,
     LR,
     LR_COS_PERIOD,
     LR_DROPOUT_KEEP,
     NAME,
-    PREVIEW_MAX_HEIGHT,
-    PREVIEW_ROWS,
     effective_options,
     full_options,
     is_df,
     parse_archi,
 )
+from dfl.models.saehd_options import CT_MODES as CT_MODES
+from dfl.models.saehd_options import FACE_TYPES as FACE_TYPES
+from dfl.models.saehd_options import FIXED_OPTIONS as FIXED_OPTIONS
+from dfl.models.saehd_options import OPTIONS as OPTIONS
+from dfl.models.saehd_options import SAEHD_OPTIONS as SAEHD_OPTIONS
+from dfl.models.saehd_options import SUMMARY_ORDER as SUMMARY_ORDER
+from dfl.models.saehd_options import display_overrides as display_overrides
+from dfl.models.saehd_options import option_table as option_table
+from dfl.models.saehd_options import preview_history_every as preview_history_every
+from dfl.models.saehd_options import summary_options as summary_options
 from dfl.optimizers import AdaBelief, RMSprop
-from dfl.preview import model_pages
+from dfl.preview import autoencoder_pages
 
 
 # -------------------------------------------------------------------------------- networks
@@ -114,26 +124,7 @@ def predict_preview(
 
 def preview(model: SAEHDModel, inputs: dict[str, np.ndarray]) -> list[tuple[str, np.ndarray]]:
     """SAEHD's preview pages (behaviour.md §4.11), run on the unwarped targets."""
-    resolution = inputs["target_src"].shape[1]
-    rows = min(PREVIEW_ROWS, inputs["target_src"].shape[0], PREVIEW_MAX_HEIGHT // resolution)
-    rows = max(1, rows)
-    target_src = inputs["target_src"][:rows]
-    target_dst = inputs["target_dst"][:rows]
-    p = model.predict_preview(target_src, target_dst)
-    return model_pages(
-        NAME,
-        target_src,
-        p["ss"],
-        target_dst,
-        p["dd"],
-        p["sd"],
-        inputs["mask_src"][:rows],
-        inputs["mask_dst"][:rows],
-        p["ddm"],
-        p["sdm"],
-        rows=rows,
-        head=getattr(model, "face_type", "f") == "head",
-    )
+    return autoencoder_pages(NAME, model, inputs, head=getattr(model, "face_type", "f") == "head")
 
 
 def batch_size(options: Mapping[str, Any], n_devices: int) -> int:
