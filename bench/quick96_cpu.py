@@ -16,8 +16,6 @@ import json
 import os
 import statistics
 import sys
-import tempfile
-import time
 from pathlib import Path
 
 DFL_MS_PER_ITER = 1408.0  # DFL Quick96 on 2 cores: 1394-1408 ms; the slower end is the bar
@@ -27,7 +25,9 @@ DFL_DST_LOSS = 1.12
 LOSS_TOLERANCE = 1.15  # at most 15% above DFL's
 WARMUP_ITERS = 5  # DFL's median skips the first 5 iterations too
 LOSS_WINDOW = 20
-FACES_PER_SIDE = 64  # DFL's run used 64 src + 64 dst faces at 256 px
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from training import train  # noqa: E402
 
 
 def main() -> int:
@@ -38,49 +38,8 @@ def main() -> int:
     parser.add_argument("--check", action="store_true", help="exit 1 if worse than DFL")
     args = parser.parse_args()
 
-    started = time.perf_counter()
-    from dfl import backend
-
-    backend.select(args.backend)
-    backend.use_device("cpu")
-    from dfl.demo import make_demo_facesets
-    from dfl.faceset import load_faceset
-    from dfl.options import COMMON_OPTIONS, resolve_options
-    from dfl.registry import load
-    from dfl.state import ModelStore
-    from dfl.trainer import Trainer, TrainingSetup
-
-    with tempfile.TemporaryDirectory() as tmp:
-        workspace = Path(tmp) / "workspace"
-        src_dir, dst_dir = make_demo_facesets(workspace, count=FACES_PER_SIDE, seed=args.seed)
-        spec = load("Quick96")
-        options = resolve_options(COMMON_OPTIONS + tuple(spec.OPTIONS)).options
-        store = ModelStore(workspace / "model" / "bench_Quick96")
-        setup = TrainingSetup(
-            spec=spec,
-            name="bench",
-            store=store,
-            options=options,
-            device="cpu",
-            backend=args.backend,
-            src=load_faceset(src_dir).samples,
-            dst=load_faceset(dst_dir).samples,
-            seed=args.seed,
-        )
-        ready = time.perf_counter()
-        trainer = Trainer(setup)
-        times: list[float] = []
-        losses: list[tuple[float, ...]] = []
-        first_iteration_s = 0.0
-        try:
-            for i in range(args.iterations):
-                ms, loss = trainer.train_one()
-                if i == 0:
-                    first_iteration_s = time.perf_counter() - started
-                times.append(ms)
-                losses.append(loss)
-        finally:
-            trainer.close()
+    run = train("Quick96", {}, args.iterations, args.backend, seed=args.seed)
+    times, losses = run.ms, run.losses
 
     median_ms = statistics.median(times[WARMUP_ITERS:] or times)
     tail = losses[-LOSS_WINDOW:]
@@ -89,8 +48,9 @@ def main() -> int:
     result = {
         "backend": args.backend,
         "iterations": args.iterations,
-        "setup_s": round(ready - started, 1),
-        "first_iteration_s": round(first_iteration_s, 1),
+        "setup_s": round(run.setup_s, 1),
+        "first_iteration_s": round(run.first_iteration_s, 1),
+        "dfl_first_iteration_s": DFL_FIRST_ITER_S,
         "median_ms_per_iter": round(median_ms, 1),
         "src_loss_last20": round(src_loss, 4),
         "dst_loss_last20": round(dst_loss, 4),

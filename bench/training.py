@@ -1,0 +1,69 @@
+"""Shared by the CPU benchmarks: train a model on fresh demo facesets the way `dfl train` does."""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+FACES_PER_SIDE = 64  # DFL's CPU runs used 64 src + 64 dst faces at 256 px
+
+
+@dataclass
+class Run:
+    setup_s: float  # imports, demo faces, faceset loading
+    first_iteration_s: float  # from the start of the run to the end of the first iteration
+    ms: list[float]  # per iteration, waiting for samples included
+    losses: list[tuple[float, ...]]  # (src_loss, dst_loss) per iteration
+
+
+def train(
+    model: str, overrides: dict[str, str], iterations: int, backend_name: str, seed: int = 0
+) -> Run:
+    """Train `iterations` steps of `model` on the CPU in a temporary workspace."""
+    started = time.perf_counter()
+    from dfl import backend
+
+    if "keras" not in sys.modules:  # the device is chosen once, before Keras loads
+        backend.use_device("cpu")
+    backend.import_keras(backend_name)
+    from dfl.demo import make_demo_facesets
+    from dfl.faceset import load_faceset
+    from dfl.options import COMMON_OPTIONS, resolve_options
+    from dfl.registry import load
+    from dfl.state import ModelStore
+    from dfl.trainer import Trainer, TrainingSetup
+
+    spec = load(model)
+    table = spec.option_table(None) if hasattr(spec, "option_table") else None
+    table = tuple(table) if table is not None else COMMON_OPTIONS + tuple(spec.OPTIONS)
+    options = resolve_options(table, overrides=overrides).options
+    with tempfile.TemporaryDirectory() as tmp:
+        workspace = Path(tmp) / "workspace"
+        src_dir, dst_dir = make_demo_facesets(workspace, count=FACES_PER_SIDE, seed=seed)
+        setup = TrainingSetup(
+            spec=spec,
+            name="bench",
+            store=ModelStore(workspace / "model" / f"bench_{spec.NAME}"),
+            options=options,
+            device="cpu",
+            backend=backend_name,
+            src=load_faceset(src_dir).samples,
+            dst=load_faceset(dst_dir).samples,
+            seed=seed,
+        )
+        setup_s = time.perf_counter() - started
+        trainer = Trainer(setup)
+        run = Run(setup_s, 0.0, [], [])
+        try:
+            for i in range(iterations):
+                ms, losses = trainer.train_one()
+                if i == 0:
+                    run.first_iteration_s = time.perf_counter() - started
+                run.ms.append(ms)
+                run.losses.append(losses)
+        finally:
+            trainer.close()
+    return run
