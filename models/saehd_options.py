@@ -255,11 +255,11 @@ SAEHD_OPTIONS: tuple[Option, ...] = (
         type=bool,
         default=True,
         group="training",
-        help="y keeps the weights and optimizer state in GPU memory, which is fastest. n asks "
-        "for them to be kept in system memory instead, freeing GPU memory for a bigger model "
-        "at some cost in speed. On every backend (TensorFlow, JAX, torch) this only decides "
-        "where the variables live; it never changes the results, and it has no effect when "
-        "training on the CPU.",
+        help="In DeepFaceLab, n kept the weights and optimizer state in system memory to free "
+        "GPU memory. dfl keeps them on the training device on every backend (TensorFlow, JAX, "
+        "torch), so this answer is stored for DFL users but changes nothing: neither the "
+        "results nor where the variables live. To fit a bigger model, lower the batch size, "
+        "resolution or dims.",
     ),
     Option(
         name="adabelief",
@@ -281,8 +281,9 @@ SAEHD_OPTIONS: tuple[Option, ...] = (
         help="Learning-rate dropout: each step only a random 30% of every weight is updated, "
         "and the learning rate swings on a 500-iteration cosine. Turn it on late in training "
         "for a sharper face with less shimmer, before switching random warp off and before "
-        "using GAN. y = on; cpu = on, with the random masks made in system memory to save GPU "
-        "memory (slower); n = off.",
+        "using GAN. y = on; n = off; cpu = on as well: DeepFaceLab drew the random masks in "
+        "system memory to save GPU memory, while dfl draws them on the training device on "
+        "every backend, so cpu and y train the same.",
     ),
     Option(
         name="random_warp",
