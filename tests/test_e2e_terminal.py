@@ -227,3 +227,18 @@ def test_ctrl_c_at_a_prompt_ends_cleanly(demo_workspace: Path, tmp_path: Path) -
     finally:
         session.close()
     assert not (demo_workspace / "model" / "new_Quick96").exists()
+
+
+def test_ctrl_c_at_an_option_prompt_leaves_no_model_behind(
+    demo_workspace: Path, tmp_path: Path
+) -> None:
+    command = [*DFL, "train", "--workspace", str(demo_workspace), "--model", "SAEHD"]
+    session = TmuxSession([*command, "--name", "abandoned", "--no-preview"], tmp_path, _env())
+    try:
+        session.wait_for(r"Autobackup every N hour", 120)
+        session.send("C-c")
+        assert session.exit_code(30) == 130
+        assert "Traceback" not in session.screen()
+    finally:
+        session.close()
+    assert not (demo_workspace / "model" / "abandoned_SAEHD").exists()

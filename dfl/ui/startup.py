@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tqdm import tqdm
+
+if TYPE_CHECKING:
+    from dfl.state import ModelStore
 
 from dfl.ui import text
 
@@ -144,12 +149,8 @@ def _load_faceset(folder: Path, side: str):  # -> list[FaceSample]
 def train(args: argparse.Namespace) -> int:
     """Run `dfl train`; returns the exit code."""
     from dfl import backend
-    from dfl.cli import EXIT_FAILED, EXIT_OK, UserError
-    from dfl.options import COMMON_OPTIONS, parse_assignments, resolve_options
     from dfl.registry import check_available
-    from dfl.registry import load as load_model
     from dfl.state import ModelStore
-    from dfl.ui.prompts import answer_from_console, override_gate
     from dfl.workspace import model_folder
 
     backend_name = backend.select(args.backend)
@@ -158,6 +159,31 @@ def train(args: argparse.Namespace) -> int:
     model_type = check_available(_model_type(args))
     name = _model_name(args, folders.model_dir, model_type)
     store = ModelStore(model_folder(folders.model_dir, name, model_type))
+    try:
+        return _train_locked(args, store, name, model_type, backend_name, folders)
+    finally:
+        _remove_if_empty(store.folder)  # a new model abandoned before its first save
+
+
+def _remove_if_empty(folder: Path) -> None:
+    with contextlib.suppress(OSError):  # not empty (or already gone): keep it
+        folder.rmdir()
+
+
+def _train_locked(
+    args: argparse.Namespace,
+    store: ModelStore,
+    name: str,
+    model_type: str,
+    backend_name: str,
+    folders: Folders,
+) -> int:
+    """Everything after the model is chosen, while its lock is held."""
+    from dfl import backend
+    from dfl.cli import EXIT_FAILED, EXIT_OK, UserError
+    from dfl.options import COMMON_OPTIONS, parse_assignments, resolve_options
+    from dfl.registry import load as load_model
+    from dfl.ui.prompts import answer_from_console, override_gate
 
     with store.lock() as lock_note:
         if lock_note:
