@@ -91,6 +91,7 @@ def test_create_train_save_backup_exit_resume(demo_workspace: Path, tmp_path: Pa
         session.send("Enter")
         session.wait_for(r"No saved models found\. Enter a name of a new model : ", 30)
         session.send("Enter")
+        session.send("Enter", "Enter")  # pressed once too often: typed ahead, must not stop it
         session.wait_for(r"\[#000002\]", FIRST_STEP_TIMEOUT_S)
         assert (model / "current").exists(), "the first iteration is saved at once"
 

@@ -170,6 +170,10 @@ class ConsoleKeys:
         """Commands of the keys typed since the last poll."""
         return commands_from_text(self.read_text())
 
+    def discard_pending(self) -> None:
+        """Drop keys typed ahead (e.g. Enter pressed once too often at the start-up prompts)."""
+        self.read_text()
+
 
 def _read_windows_console() -> str:
     chars = []

@@ -61,6 +61,9 @@ class TrainingSession:
         self.history = np.zeros((0, 2), np.float32)
         self.iteration = 0
         self.stop_sent = False
+        # Console keys count once training has started: an Enter typed ahead during start-up
+        # (one too many at the prompts) must not stop the run (DFL drained stdin for this).
+        self.training = False
         self._save_bar: tqdm | None = None
 
     # ------------------------------------------------------------------ events
@@ -80,8 +83,11 @@ class TrainingSession:
             self.status.saved(event.iteration, event.mean_losses)
         elif isinstance(event, BackedUp):
             self.status.message(f"Backup made: {event.path}")
-        elif isinstance(event, Started | Message):
-            self.status.message(event.message if isinstance(event, Started) else event.text)
+        elif isinstance(event, Started):
+            self.training = True
+            self.status.message(event.message)
+        elif isinstance(event, Message):
+            self.status.message(event.text)
         elif isinstance(event, Error):
             self._error = event
         elif isinstance(event, Stopped):
@@ -158,7 +164,11 @@ class TrainingSession:
                 result = self._drain()
                 if result is not None:
                     return result
-                commands = list(keys.poll())
+                if self.training:
+                    commands = list(keys.poll())
+                else:
+                    keys.discard_pending()
+                    commands = []
                 if self.window is not None and self.window.closed_by_user():
                     self.window.close()
                     self.window = None
