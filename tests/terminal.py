@@ -13,6 +13,8 @@ from pathlib import Path
 PANE_WIDTH = 160
 PANE_HEIGHT = 50
 POLL_S = 0.25
+COMMAND_LIMIT_S = 900  # a command left running by an interrupted test run ends by itself
+PANE_KEEP_S = 300  # the pane outlives the command so its screen can be read
 
 
 def tmux_available() -> bool:
@@ -28,8 +30,9 @@ class TmuxSession:
         exports = " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items())
         # The exit status is written to the log so tests can assert it.
         shell = (
-            f"cd {shlex.quote(str(cwd))} && env {exports} {shlex.join(command)}; "
-            f'echo "[exit $?]"; sleep 600'
+            f"cd {shlex.quote(str(cwd))} && "
+            f"timeout --foreground {COMMAND_LIMIT_S} env {exports} {shlex.join(command)}; "
+            f'echo "[exit $?]"; sleep {PANE_KEEP_S}'
         )
         subprocess.run(
             [
