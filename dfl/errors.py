@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 
-def _collect() -> tuple[type[BaseException], ...]:
+def user_errors() -> tuple[type[BaseException], ...]:
+    """The error types to report as user mistakes; imported on use so `dfl --help` stays fast."""
     from dfl.batcher import BatchError
     from dfl.dflimg import MetadataError
     from dfl.faceset import FacesetError
     from dfl.options import OptionError
     from dfl.registry import UnknownModelError
-    from dfl.state import ModelLockedError, NoUsableStateError, StateError
+    from dfl.state import StateError  # ModelLockedError and NoUsableStateError are StateErrors
     from dfl.workspace import WorkspaceError
 
     return (
@@ -17,14 +18,7 @@ def _collect() -> tuple[type[BaseException], ...]:
         MetadataError,
         OptionError,
         UnknownModelError,
-        ModelLockedError,
-        NoUsableStateError,
         StateError,
         WorkspaceError,
         BatchError,
     )
-
-
-def user_errors() -> tuple[type[BaseException], ...]:
-    """The error types to report as user mistakes; imported on use so `dfl --help` stays fast."""
-    return _collect()

@@ -94,6 +94,23 @@ def _ask_new_name(input_fn: InputFn, print_fn: PrintFn) -> str:
         print_fn(reason)
 
 
+def _pick(
+    prompt: str,
+    model_type: str,
+    models: Sequence[ModelEntry],
+    input_fn: InputFn,
+    print_fn: PrintFn,
+) -> ModelEntry | None:
+    """The listed model the user names for rename or delete; None if none (said why)."""
+    which = _read(input_fn, prompt)
+    if not which:
+        return None
+    entry = _find(models, which)
+    if entry is None:
+        print_fn(f"No saved {model_type} model {which!r}.")
+    return entry
+
+
 def _rename(
     model_dir: Path | str,
     model_type: str,
@@ -101,12 +118,8 @@ def _rename(
     input_fn: InputFn,
     print_fn: PrintFn,
 ) -> None:
-    which = _read(input_fn, RENAME_WHICH_PROMPT)
-    if not which:
-        return
-    entry = _find(models, which)
+    entry = _pick(RENAME_WHICH_PROMPT, model_type, models, input_fn, print_fn)
     if entry is None:
-        print_fn(f"No saved {model_type} model {which!r}.")
         return
     while True:
         new = _read(input_fn, RENAME_NEW_PROMPT)
@@ -138,12 +151,8 @@ def _delete(
     input_fn: InputFn,
     print_fn: PrintFn,
 ) -> None:
-    which = _read(input_fn, DELETE_WHICH_PROMPT)
-    if not which:
-        return
-    entry = _find(models, which)
+    entry = _pick(DELETE_WHICH_PROMPT, model_type, models, input_fn, print_fn)
     if entry is None:
-        print_fn(f"No saved {model_type} model {which!r}.")
         return
     if not _confirm(f"Delete model '{entry.name}' and all its backups?", input_fn, print_fn):
         print_fn("Nothing deleted.")
