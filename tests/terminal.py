@@ -28,10 +28,14 @@ class TmuxSession:
         self.name = f"dfltest-{uuid.uuid4().hex[:8]}"
         self.log = cwd / f"{self.name}.log"
         exports = " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items())
-        # The exit status is written to the log so tests can assert it.
+        # The exit status is printed so tests can assert it. The pane's shell traps SIGINT so a
+        # command that Ctrl+C ends (by signal or with 130) still gets its "[exit N]" line. The
+        # watchdog ignores SIGINT, so Ctrl+C reaches only the command, once, as from a keyboard.
         shell = (
-            f"cd {shlex.quote(str(cwd))} && "
-            f"timeout --foreground {COMMAND_LIMIT_S} env {exports} {shlex.join(command)}; "
+            f"trap : INT; "
+            f"(trap '' INT; sleep {COMMAND_LIMIT_S} && tmux kill-session -t {self.name}) "
+            f">/dev/null 2>&1 & "
+            f"cd {shlex.quote(str(cwd))} && env {exports} {shlex.join(command)}; "
             f'echo "[exit $?]"; sleep {PANE_KEEP_S}'
         )
         subprocess.run(
