@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from dfl import __version__
+from dfl.errors import UserError as UserError  # one class, also under `python -m dfl.cli`
 
 EXIT_OK = 0
 EXIT_FAILED = 1  # training stopped with an error
@@ -16,10 +17,6 @@ EXIT_USAGE = 2  # the user's input cannot be used (missing folder, bad option, .
 EXIT_CANCELLED = 130  # Ctrl+C at a prompt
 
 BACKENDS = ("tensorflow", "jax", "torch")
-
-
-class UserError(Exception):
-    """A problem the user can fix; printed without a traceback, exit code 2."""
 
 
 def _add_train_parser(sub: argparse._SubParsersAction) -> None:
@@ -97,6 +94,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_train_parser(sub)
     _add_demo_parser(sub)
     _add_list_parser(sub)
+    from dfl.ui import bench
+
+    bench.add_parser(sub)
     return parser
 
 

@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 
+class UserError(Exception):
+    """A problem the user can fix; printed without a traceback, exit code 2."""
+
+
 def user_errors() -> tuple[type[BaseException], ...]:
     """The error types to report as user mistakes; imported on use so `dfl --help` stays fast."""
+    from dfl.backend import BackendError
     from dfl.batcher import BatchError
     from dfl.dflimg import MetadataError
     from dfl.faceset import FacesetError
@@ -21,4 +26,5 @@ def user_errors() -> tuple[type[BaseException], ...]:
         StateError,
         WorkspaceError,
         BatchError,
+        BackendError,
     )

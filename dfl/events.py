@@ -30,6 +30,7 @@ class Step:
     iteration: int  # the iteration count after this step (the first is 1)
     ms: float  # wall time of the step, waiting for samples included
     losses: tuple[float, ...]  # src_loss, dst_loss
+    wait_ms: float = 0.0  # of `ms`, spent waiting for samples
 
 
 @dataclass(frozen=True)

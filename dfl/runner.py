@@ -193,7 +193,7 @@ class TrainingRunner:
                 self._emit(Message(f"skipped a step with non-finite losses {losses}"))
                 continue
             dirty = True
-            self._emit(Step(trainer.iteration, ms, losses))
+            self._emit(Step(trainer.iteration, ms, losses, trainer.last_wait_ms))
             every = sched.preview_history_every
             if every and (trainer.iteration - 1) % every == 0:
                 trainer.write_preview_history()  # DFL counts frames from iteration 0

@@ -141,6 +141,7 @@ class Trainer:
         self.last_inputs: dict[str, np.ndarray] | None = None
         self._bad_steps = 0
         self._unsaved_losses: list[tuple[float, ...]] = []
+        self.last_wait_ms = 0.0  # of the last iteration, spent waiting for a batch
         self.created_at = setup.loaded.state.created_at if setup.loaded is not None else _now_iso()
 
     # ----------------------------------------------------------------- restore
@@ -195,6 +196,7 @@ class Trainer:
         fresh = None
         if not spec.reuses_previous(self.iteration, self.last_inputs):
             fresh = self.producer.get(timeout=BATCH_TIMEOUT_S).as_inputs()
+        self.last_wait_ms = (time.perf_counter() - started) * 1000.0  # waiting for samples
         inputs = spec.next_inputs(self.iteration, fresh, self.last_inputs)
         result = self.step_fn(inputs)
         losses = tuple(float(result[name]) for name in LOSS_NAMES)

@@ -220,3 +220,19 @@ def test_console_keys_keep_ctrl_c(tmp_path):
     output = _run_in_pty(tmp_path, b"\x03")
     assert "INTERRUPTED" in output
     assert "RESTORED True" in output
+
+
+def test_status_line_shows_data_wait_above_ten_percent():
+    base = "[14:03:22][#000010][0100ms][0.1000]"
+    assert status_line(NOON, 10, 100, [0.1], wait_share=0.10) == base
+    assert status_line(NOON, 10, 100, [0.1], wait_share=0.234) == base + "[wait 23%]"
+
+
+def test_status_printer_smooths_the_wait_share():
+    out = io.StringIO()
+    printer = StatusPrinter(out, plain_interval_s=0, now=lambda: NOON)
+    printer.step(1, 100, (0.1,), wait_ms=90)  # one slow batch: smoothed to 18%
+    assert out.getvalue().splitlines()[-1].endswith("[wait 18%]")
+    for i in range(2, 30):
+        printer.step(i, 100, (0.1,), wait_ms=0)
+    assert "wait" not in out.getvalue().splitlines()[-1]

@@ -24,6 +24,8 @@ else:
     import tty
 
 SECONDS_FIELD_FROM_MS = 10_000.0  # the time field switches from [0312ms] to [12.34s] at 10 s
+WAIT_SHOWN_FROM = 0.10  # share of the step time spent waiting for samples
+WAIT_SMOOTHING = 0.2  # weight of the newest step in the smoothed wait share
 PLAIN_STATUS_INTERVAL_S = 10.0  # without a terminal, a status line at most this often
 READ_CHUNK_BYTES = 1024
 ESC = "\x1b"
@@ -47,11 +49,16 @@ def time_field(ms: float) -> str:
     return f"[{f'{ms / 1000.0:0.4f}'[:5]}s]"
 
 
-def status_line(now: Clock, iteration: int, ms: float, losses: Sequence[float]) -> str:
-    """DFL's status line, e.g. `[14:03:22][#012345][0312ms][0.2345][0.3456]`."""
+def status_line(
+    now: Clock, iteration: int, ms: float, losses: Sequence[float], wait_share: float = 0.0
+) -> str:
+    """DFL's status line, e.g. `[14:03:22][#012345][0312ms][0.2345][0.3456]`, plus
+    `[wait 23%]` when more than WAIT_SHOWN_FROM of the time goes to waiting for samples."""
     hour, minute, second = _hms(now)
     loss_fields = "".join(f"[{float(loss):.4f}]" for loss in losses)
-    return f"[{hour:02d}:{minute:02d}:{second:02d}][#{iteration:06d}]{time_field(ms)}{loss_fields}"
+    wait = f"[wait {wait_share:.0%}]" if wait_share > WAIT_SHOWN_FROM else ""
+    clock = f"[{hour:02d}:{minute:02d}:{second:02d}]"
+    return f"{clock}[#{iteration:06d}]{time_field(ms)}{loss_fields}{wait}"
 
 
 def commands_from_text(text: str) -> list[Command]:
@@ -210,6 +217,7 @@ class StatusPrinter:
         self._now = now
         self._shown = ""  # the line standing in place (terminal only)
         self._last_ms = 0.0
+        self._wait_share = 0.0
         self._last_plain = -float("inf")
 
     def _paint(self, text: str, colour: str) -> str:
@@ -234,10 +242,15 @@ class StatusPrinter:
             self._last_plain = now
             self._write(line + "\n")
 
-    def step(self, iteration: int, ms: float, losses: Sequence[float]) -> None:
-        """The status line of one training step."""
+    def step(
+        self, iteration: int, ms: float, losses: Sequence[float], wait_ms: float = 0.0
+    ) -> None:
+        """The status line of one training step (`wait_ms` of `ms` went to waiting for samples)."""
         self._last_ms = ms
-        self.show(status_line(self._now(), iteration, ms, losses))
+        share = wait_ms / ms if ms > 0 else 0.0
+        # smoothed, so one slow batch does not make the field flicker
+        self._wait_share += WAIT_SMOOTHING * (share - self._wait_share)
+        self.show(status_line(self._now(), iteration, ms, losses, self._wait_share))
 
     def saved(self, iteration: int, mean_losses: Sequence[float]) -> None:
         """A permanent line after a save: the mean losses since the previous save."""

@@ -70,7 +70,7 @@ class TrainingSession:
     def _handle(self, event: object) -> SessionResult | None:
         if isinstance(event, Step):
             self.iteration = event.iteration
-            self.status.step(event.iteration, event.ms, event.losses)
+            self.status.step(event.iteration, event.ms, event.losses, event.wait_ms)
         elif isinstance(event, Preview):
             self.pages = event.pages
             self.history = event.history
