@@ -141,6 +141,46 @@ def autoencoder_pages(
     )
 
 
+AMP_MORPH_VALUES = (0.25, 0.5, 0.65, 0.75, 1.0)  # the swaps of the morph-list pages
+
+
+def amp_pages(
+    name: str,
+    model: Any,
+    inputs: Mapping[str, np.ndarray],
+    morph_mask: np.ndarray,
+    index: int | None = None,
+    rng: np.random.Generator | None = None,
+) -> list[Page]:
+    """AMP's three pages for ONE sample, 2 rows x 3 columns each (behaviour.md §4.11):
+    `<name> morph 1.0` (S, D, DD*DDM / SS, DD, SD@1), `<name> morph list` (DD, SD@.25, SD@.5 /
+    SD@.65, SD@.75, SD@1) and `<name> morph list masked` (each SD@v times DDM*SDM@v).
+
+    The sample is row `index`, or a random one of the rows a preview would show (`rng`). SS is
+    src -> src with `morph_mask` (1, inter_dims) mixing the code as in training.
+    `model` needs predict_mixed(images, morph_mask) and predict_morph(images, values).
+    """
+    target_src, target_dst = inputs["target_src"], inputs["target_dst"]
+    if index is None:
+        rows = _rows(PREVIEW_ROWS, target_src.shape[0], target_src.shape[1])
+        index = int((rng or np.random.default_rng()).integers(rows))
+    s = np.asarray(target_src[index : index + 1], dtype=np.float32)
+    d = np.asarray(target_dst[index : index + 1], dtype=np.float32)
+    ss, _ = model.predict_mixed(s, morph_mask)
+    (dd, ddm), *swaps = model.predict_morph(d, (0.0, *AMP_MORPH_VALUES))
+    sd = [image[0] for image, _ in swaps]
+    sd_masked = [image[0] * ddm[0] * mask[0] for image, mask in swaps]
+    s, d, ss, dd, ddm = s[0], d[0], ss[0], dd[0], ddm[0]
+    return [
+        (f"{name} morph 1.0", grid([[s, d, dd * ddm], [ss, dd, sd[-1]]])),
+        (f"{name} morph list", grid([[dd, sd[0], sd[1]], [sd[2], sd[3], sd[4]]])),
+        (
+            f"{name} morph list masked",
+            grid([[dd, sd_masked[0], sd_masked[1]], [sd_masked[2], sd_masked[3], sd_masked[4]]]),
+        ),
+    ]
+
+
 def series_colour(p: int, count: int) -> tuple[int, int, int]:
     """Colour of loss series p of count as DFL shows it: HSV hue p/count, its RGB written as BGR."""
     r, g, b = colorsys.hsv_to_rgb(p / max(1, count), 1.0, 1.0)

@@ -11,7 +11,7 @@ MODELS: dict[str, str] = {
     "AMP": "dfl.models.amp",
     "Quick96": "dfl.models.quick96",
 }
-AVAILABLE: tuple[str, ...] = ("SAEHD", "Quick96")  # AMP lands with its own issue
+AVAILABLE: tuple[str, ...] = ("SAEHD", "AMP", "Quick96")
 
 
 class UnknownModelError(ValueError):
@@ -32,7 +32,7 @@ def check_available(name: str) -> str:
     if name not in AVAILABLE:
         raise UnknownModelError(
             f"{name} is not available yet in this version of dfl; "
-            "SAEHD and Quick96 are ready to train."
+            f"{', '.join(AVAILABLE)} are ready to train."
         )
     return name
 

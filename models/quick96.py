@@ -105,6 +105,9 @@ def augment_configs(options: dict | None = None) -> tuple[AugmentConfig, Augment
     return config, config
 
 
-def preview(model: DFAutoencoder, inputs: dict[str, np.ndarray]) -> list[tuple[str, np.ndarray]]:
-    """The "Quick96" and "Quick96 masked" pages, run on the unwarped targets."""
+def preview(
+    model: DFAutoencoder, inputs: dict[str, np.ndarray], fixed: bool = False
+) -> list[tuple[str, np.ndarray]]:
+    """The "Quick96" and "Quick96 masked" pages, run on the unwarped targets (every row, so
+    `fixed`, the preview-history flag, changes nothing)."""
     return autoencoder_pages(NAME, model, inputs)

@@ -122,8 +122,11 @@ def predict_preview(
     return model.predict_preview(target_src, target_dst)
 
 
-def preview(model: SAEHDModel, inputs: dict[str, np.ndarray]) -> list[tuple[str, np.ndarray]]:
-    """SAEHD's preview pages (behaviour.md §4.11), run on the unwarped targets."""
+def preview(
+    model: SAEHDModel, inputs: dict[str, np.ndarray], fixed: bool = False
+) -> list[tuple[str, np.ndarray]]:
+    """SAEHD's preview pages (behaviour.md §4.11), run on the unwarped targets (every row, so
+    `fixed`, the preview-history flag, changes nothing)."""
     return autoencoder_pages(NAME, model, inputs, head=getattr(model, "face_type", "f") == "head")
 
 

@@ -9,7 +9,14 @@ from collections.abc import Mapping
 from typing import Any
 
 from dfl.archi import ARCHI_OPTS
-from dfl.options import COMMON_OPTIONS, Option, OptionError, resolve_options, with_defaults
+from dfl.options import (
+    COMMON_OPTIONS,
+    Option,
+    OptionError,
+    complete_options,
+    ordered_options,
+    with_defaults,
+)
 
 NAME = "SAEHD"
 ASKS_OPTIONS = True
@@ -487,11 +494,7 @@ def option_table(gpu_memory_bytes: int | None = None) -> tuple[Option, ...]:
 
 def full_options(options: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """SAEHD's options with every missing one at its (derived) default; checks the values."""
-    options = dict(options or {})
-    names = {o.name for o in SAEHD_OPTIONS}
-    given = {k: v for k, v in options.items() if k in names}
-    resolved = resolve_options(SAEHD_OPTIONS, overrides=given).options
-    return {**options, **resolved}
+    return complete_options(SAEHD_OPTIONS, options)
 
 
 def effective_options(options: Mapping[str, Any]) -> dict[str, Any]:
@@ -509,9 +512,7 @@ def display_overrides(options: Mapping[str, Any]) -> dict[str, Any]:
 
 def summary_options(options: Mapping[str, Any]) -> dict[str, Any]:
     """The options in DFL's summary order; keys it does not know follow in their own order."""
-    ordered = {key: options[key] for key in SUMMARY_ORDER if key in options}
-    ordered.update((key, value) for key, value in options.items() if key not in ordered)
-    return ordered
+    return ordered_options(options, SUMMARY_ORDER)
 
 
 def preview_history_every(options: Mapping[str, Any]) -> int:

@@ -63,13 +63,17 @@ LABELS = (
     "Write preview history",
     "Target iteration",
     "Flip DST faces randomly",
+    "Use bf16 mixed precision",
     "Random seed",
 )
 
 
-def answer_prompts(session: TmuxSession, answers: dict[str, str], until: str) -> list[str]:
-    """Answer every prompt (by its label) until `until` shows; returns the labels asked."""
-    alternatives = "|".join(re.escape(label) for label in sorted(LABELS, key=len, reverse=True))
+def answer_prompts(
+    session: TmuxSession, answers: dict[str, str], until: str, labels: tuple[str, ...] = LABELS
+) -> list[str]:
+    """Answer every prompt (by its label, one of `labels`) until `until` shows; returns the
+    labels asked."""
+    alternatives = "|".join(re.escape(label) for label in sorted(labels, key=len, reverse=True))
     pattern = rf"(?:\] (?P<label>{alternatives})(?: \([^\n]*\))? :[ \t]*$)|(?P<done>{until})"
     asked: list[str] = []
     after = 0

@@ -1,0 +1,119 @@
+"""End to end through a real terminal: create a tiny AMP model answering its prompts in DFL's
+order, train, exit with Enter, restart, take the override gate and change a changeable option."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from dfl.models.amp_options import option_table
+from tests.terminal import TmuxSession, tmux_available
+from tests.test_e2e_saehd import answer_prompts
+from tests.test_e2e_terminal import (
+    DFL,
+    EXIT_TIMEOUT_S,
+    _current_state,
+    _env,
+    _iteration_on_screen,
+    demo_workspace,  # noqa: F401 - the module-scoped fixture
+)
+
+pytestmark = [
+    pytest.mark.ui,
+    pytest.mark.skipif(not tmux_available(), reason="tmux is not installed"),
+]
+
+# Prompt label -> answer (None = Enter, the default), in AMP's ask order after the shared ones.
+FIRST_RUN = {
+    "Resolution": "64",
+    "Face type": "f",
+    "AutoEncoder dimensions": "32",
+    "Inter dimensions": "32",
+    "Encoder dimensions": "16",
+    "Decoder dimensions": "16",
+    "Decoder mask dimensions": "16",
+    "Morph factor.": "0.3",
+    "Use learning rate dropout": "y",
+    "GAN power": "0.1",
+    "GAN patch size": "8",
+    "GAN dimensions": "4",
+    "Color transfer for src faceset": "rct",
+    "Batch_size": "2",
+}
+AMP_ASK_ORDER = [  # behaviour.md §2.3, after the shared prompts
+    "Resolution",
+    "Face type",
+    "AutoEncoder dimensions",
+    "Inter dimensions",
+    "Encoder dimensions",
+    "Decoder dimensions",
+    "Decoder mask dimensions",
+    "Morph factor.",
+    "Uniform yaw distribution of samples",
+    "Blur out mask",
+    "Use learning rate dropout",
+    "Place models and optimizer on GPU",
+    "Enable random warp of samples",
+    "GAN power",
+    "GAN patch size",
+    "GAN dimensions",
+    "Color transfer for src faceset",
+    "Enable gradient clipping",
+]
+# every prompt label the table knows (the shared ones included)
+LABELS = tuple(option.label for option in option_table())
+FIXED = {
+    "Resolution",
+    "Face type",
+    "AutoEncoder dimensions",
+    "Inter dimensions",
+    "Encoder dimensions",
+    "Decoder dimensions",
+    "Decoder mask dimensions",
+    "Morph factor.",
+}
+
+
+def test_amp_create_train_exit_override_resume(demo_workspace: Path, tmp_path: Path) -> None:  # noqa: F811
+    workspace = tmp_path / "workspace"
+    shutil.copytree(demo_workspace, workspace)
+    model = workspace / "model" / "tiny_AMP"
+    command = [*DFL, "train", "--workspace", str(workspace), "--model", "AMP", "--name", "tiny"]
+
+    session = TmuxSession([*command, "--no-preview"], tmp_path, _env())
+    try:
+        # the status line is rewritten in place: any iteration from 2 on will do
+        asked = answer_prompts(session, FIRST_RUN, r"\[#(?!00000[01]\])\d{6}\]", LABELS)
+        assert asked[0] == "Autobackup every N hour"
+        assert asked[-len(AMP_ASK_ORDER) :] == AMP_ASK_ORDER
+        session.send("Enter")
+        assert session.exit_code(EXIT_TIMEOUT_S) == 0
+        first = _iteration_on_screen(session)
+    finally:
+        session.close()
+    state = _current_state(model)
+    assert state["model_type"] == "AMP"
+    assert state["iteration"] == first >= 2
+    options = state["options"]
+    assert (options["resolution"], options["inter_dims"], options["morph_factor"]) == (64, 32, 0.3)
+    assert (options["gan_power"], options["lr_dropout"], options["ct_mode"]) == (0.1, "y", "rct")
+    assert options["batch_size"] == 2
+
+    # Restart: Enter at the override gate asks the changeable options (not the fixed ones).
+    session = TmuxSession([*command, "--no-preview"], tmp_path, _env())
+    try:
+        session.wait_for(r"Press Enter within 2 seconds to override model settings", 120)
+        session.send("Enter")
+        resumed = answer_prompts(session, {"Batch_size": "3"}, r"\[#\d{6}\]", LABELS)
+        assert resumed == [label for label in asked if label not in FIXED]
+        session.send("Enter")
+        assert session.exit_code(EXIT_TIMEOUT_S) == 0
+        resumed_to = _iteration_on_screen(session)
+    finally:
+        session.close()
+    state = _current_state(model)
+    assert state["iteration"] == resumed_to > first
+    assert state["options"]["batch_size"] == 3
+    assert state["options"]["morph_factor"] == 0.3
