@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
 import re
@@ -21,6 +22,10 @@ TF_LOG_LEVEL = "3"
 NVIDIA_SMI_TIMEOUT_S = 10.0
 MIB = 1 << 20
 _GPU_LIST = re.compile(r"^\d+(,\d+)*$")
+# Tests and development only: "cpu" trains on this many virtual CPU devices (data parallel), so
+# the several-GPU path runs without GPUs. Unset or 1: one CPU device, as usual.
+CPU_DEVICES_ENV = "DFL_CPU_DEVICES"
+_XLA_HOST_DEVICES = "--xla_force_host_platform_device_count"
 
 
 class BackendError(RuntimeError):
@@ -83,6 +88,10 @@ def import_keras(name: str | None = None) -> Any:
     finally:
         os.dup2(saved, 2)
         os.close(saved)
+    if cpu_device_count() > 1:  # before TensorFlow's runtime starts (tests: $DFL_CPU_DEVICES)
+        from dfl.backend.tensorflow import split_cpu
+
+        split_cpu(cpu_device_count())
     return keras
 
 
@@ -132,10 +141,98 @@ def use_device(device: str) -> None:
     if spec == "cpu":
         os.environ["CUDA_VISIBLE_DEVICES"] = ""
         os.environ["JAX_PLATFORMS"] = "cpu"
+        if cpu_device_count() > 1:  # JAX makes its virtual CPU devices from this flag
+            flags = os.environ.get("XLA_FLAGS", "")
+            if _XLA_HOST_DEVICES not in flags:
+                extra = f"{_XLA_HOST_DEVICES}={cpu_device_count()}"
+                os.environ["XLA_FLAGS"] = f"{flags} {extra}".strip()
     else:
         os.environ["CUDA_VISIBLE_DEVICES"] = spec
         if os.environ.get("JAX_PLATFORMS") == "cpu":
             del os.environ["JAX_PLATFORMS"]
+
+
+def cpu_device_count() -> int:
+    """The virtual CPU devices "cpu" trains on: $DFL_CPU_DEVICES (tests), else 1."""
+    raw = os.environ.get(CPU_DEVICES_ENV, "").strip()
+    if not raw:
+        return 1
+    if not raw.isdigit() or int(raw) < 1:
+        raise BackendError(f"{CPU_DEVICES_ENV} must be a positive whole number, got {raw!r}")
+    return int(raw)
+
+
+def device_count(device: str) -> int:
+    """How many devices a choice trains on: the GPUs of "0,1"; "cpu": cpu_device_count()."""
+    spec = device.strip().lower().replace(" ", "")
+    if spec == "cpu":
+        return cpu_device_count()
+    if not _GPU_LIST.match(spec):
+        raise BackendError(f"unknown device {device!r}: use 'cpu' or GPU indexes such as '0,1'")
+    return len(set(spec.split(",")))
+
+
+def check_devices(backend: str, device: str) -> None:
+    """BackendError when `backend` cannot train on every device of `device` (torch: one only).
+
+    Cheap (no framework import): call it right after the device prompt.
+    """
+    n = device_count(device)
+    if backend == "torch" and n > 1:
+        cpu = device.strip().lower() == "cpu"
+        raise BackendError(_torch_refusal(n, "virtual CPU devices" if cpu else f"GPUs ({device})"))
+
+
+def _torch_refusal(n: int, what: str) -> str:
+    return (
+        f"the torch backend trains on one device only, but {n} {what} were chosen. Choose one "
+        "GPU, or train with --backend jax or --backend tensorflow: they split the batch across "
+        "several GPUs."
+    )
+
+
+class DataParallel:
+    """Training on `n_devices` devices: build the networks, optimizers and steps inside it.
+
+        devices = data_parallel(2)
+        with devices:
+            model = spec.build(options); step = make_train_step(...)
+        with devices:  # re-entered: a step made again later (same devices, same variables)
+            step = make_train_step(...)
+
+    Every step made inside splits its batch evenly across the devices and gives the same result
+    as one device (losses are sums over the batch: gradients are summed across devices).
+    TensorFlow: variables made inside are mirrored (tf.distribute.MirroredStrategy). JAX: the
+    jitted steps replicate their state and shard the batch over a device mesh. torch: several
+    devices are refused (BackendError). One device: nothing changes.
+    """
+
+    def __init__(self, n_devices: int):
+        import keras
+
+        self.n_devices = max(1, n_devices)
+        self._scope: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext
+        self._entered: list[contextlib.AbstractContextManager] = []
+        if self.n_devices > 1:
+            name = keras.backend.backend()
+            if name == "torch":
+                raise BackendError(_torch_refusal(self.n_devices, "devices"))
+            module = importlib.import_module(f"{__name__}.{name}")
+            self._scope = module.data_parallel(self.n_devices)
+
+    def __enter__(self) -> DataParallel:
+        scope = self._scope()
+        scope.__enter__()
+        self._entered.append(scope)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._entered.pop().__exit__(*exc)
+
+
+def data_parallel(n_devices: int) -> DataParallel:
+    """See DataParallel: call it once Keras is loaded, before building the networks."""
+    return DataParallel(n_devices)
 
 
 def make_train_step(

@@ -59,6 +59,8 @@ def _unique(variables: Sequence[Any]) -> list[Any]:
 
 
 class _MultiStepBase:
+    devices = 1  # how many devices each batch is split across (see dfl.backend.data_parallel)
+
     def __init__(self, groups: Sequence[LossGroup], models: Sequence[Any]):
         names = [g.name for g in groups]
         if len(set(names)) != len(names):
@@ -110,34 +112,48 @@ class _MultiStepBase:
 
 # ------------------------------------------------------------------------------------ TensorFlow
 class TensorFlowMultiStep(_MultiStepBase):
-    """GradientTape per group inside one tf.function per selection of groups."""
+    """GradientTape per group inside one tf.function per selection of groups. Made inside
+    dfl.backend.data_parallel(n), every group's pass runs on the n replicas (see
+    dfl.backend.tensorflow: the batch is split, gradients summed, then applied once)."""
 
     def __init__(self, groups: Sequence[LossGroup], models: Sequence[Any], jit_compile=False):
+        from dfl.backend.tensorflow import Replicas
+
         super().__init__(groups, models)
         self._jit_compile = jit_compile
+        self._replicas = Replicas.current()
+        self.devices = 1 if self._replicas is None else self._replicas.count
         self._steps: dict[tuple[int, ...], Any] = {}
         self._evals: dict[tuple[int, ...], Any] = {}
 
     def _make_step(self, selected: tuple[int, ...]) -> Any:
         import tensorflow as tf
 
-        groups = [self.groups[i] for i in selected]
+        from dfl.backend.tensorflow import LOSS_KEY, apply_if_finite
 
-        @tf.function(jit_compile=self._jit_compile)
-        def step(inputs: dict) -> list:
-            out = []
-            for group in groups:
-                variables = list(group.variables)
+        groups = [self.groups[i] for i in selected]
+        replicas = self._replicas
+
+        def grads_of(group: LossGroup, variables: list) -> Callable[[dict], tuple[dict, list]]:
+            def run(inputs: dict) -> tuple[dict, list]:
                 with tf.GradientTape() as tape:
                     losses = dict(group.compute(inputs, True))
-                grads = tape.gradient(losses["loss"], variables)
+                return losses, tape.gradient(losses[LOSS_KEY], variables)
 
-                def apply(group=group, grads=grads, variables=variables) -> tf.Tensor:
-                    group.optimizer.apply(grads, variables)
-                    return tf.constant(True)
+            return run
 
+        @tf.function(jit_compile=self._jit_compile)
+        def step(inputs: Any) -> list:
+            out = []
+            for group in groups:  # each group sees the weights the previous one updated
+                variables = list(group.variables)
+                run = grads_of(group, variables)
+                if replicas is None:
+                    losses, grads = run(inputs)
+                else:
+                    losses, grads = replicas.gradients(run, inputs, len(variables))
                 # a non-finite objective leaves this group untouched (decision 15)
-                tf.cond(tf.math.is_finite(losses["loss"]), apply, lambda: tf.constant(False))
+                apply_if_finite(group.optimizer, losses[LOSS_KEY], grads, variables)
                 out.append(losses)
             return out
 
@@ -164,7 +180,8 @@ class TensorFlowMultiStep(_MultiStepBase):
         selected = self._select(groups)
         if selected not in self._steps:
             self._steps[selected] = self._make_step(selected)
-        return self._report(selected, self._steps[selected](self._tensors(inputs)))
+        placed = self._tensors(inputs) if self._replicas is None else self._replicas.split(inputs)
+        return self._report(selected, self._steps[selected](placed))
 
     def evaluate(self, inputs: Mapping[str, np.ndarray], groups=None) -> dict[str, float]:
         selected = self._select(groups)
@@ -181,7 +198,11 @@ class JaxMultiStep(_MultiStepBase):
     reading the Keras variables and refresh() after changing them."""
 
     def __init__(self, groups: Sequence[LossGroup], models: Sequence[Any]):
+        from dfl.backend.jax import Placement
+
         super().__init__(groups, models)
+        self._placement = Placement()  # one device, or the mesh of an enclosing data_parallel
+        self.devices = self._placement.devices
         self._variables = _unique(
             [v for m in self.models for v in m.variables]
             + [v for g in self.groups for v in g.variables]
@@ -243,55 +264,46 @@ class JaxMultiStep(_MultiStepBase):
                 out.append(losses)
             return out, (values, opt_values)
 
-        return jax.jit(step, donate_argnums=0)
+        return self._placement.jit(step, donate=True)
 
     def _make_eval(self, selected: tuple[int, ...]) -> Any:
-        import jax
-
         def evaluate(state: tuple, inputs: dict) -> list:
             values, _ = state
             return [self._losses(gi, list(values), inputs, False)[0] for gi in selected]
 
-        return jax.jit(evaluate)
+        return self._placement.jit(evaluate)
 
     def refresh(self) -> None:
         """Copy the Keras variables into the step's state (the step donates its own buffers)."""
-        import jax.numpy as jnp
-
+        place = self._placement.state
         self._state = (
-            [jnp.array(v.value, copy=True) for v in self._variables],
-            [[jnp.array(v.value, copy=True) for v in g.optimizer.variables] for g in self.groups],
+            place([v.value for v in self._variables]),
+            [place([v.value for v in g.optimizer.variables]) for g in self.groups],
         )
 
     def sync(self) -> None:
         """Write the step's state back into the Keras variables (copies, so steps can go on)."""
-        import jax.numpy as jnp
 
         values, opt_values = self._state
         for variable, value in zip(self._variables, values, strict=True):
-            variable.assign(jnp.array(value, copy=True))
+            variable.assign(self._placement.variable(value))
         for group, group_values in zip(self.groups, opt_values, strict=True):
             for variable, value in zip(group.optimizer.variables, group_values, strict=True):
-                variable.assign(jnp.array(value, copy=True))
-
-    @staticmethod
-    def _arrays(inputs: Mapping[str, np.ndarray]) -> dict:
-        import jax.numpy as jnp
-
-        return {k: jnp.asarray(v, dtype=jnp.float32) for k, v in inputs.items()}
+                variable.assign(self._placement.variable(value))
 
     def __call__(self, inputs: Mapping[str, np.ndarray], groups=None) -> dict[str, float]:
         selected = self._select(groups)
         if selected not in self._steps:
             self._steps[selected] = self._make_step(selected)
-        out, self._state = self._steps[selected](self._state, self._arrays(inputs))
+        out, self._state = self._steps[selected](self._state, self._placement.inputs(inputs))
         return self._report(selected, out)
 
     def evaluate(self, inputs: Mapping[str, np.ndarray], groups=None) -> dict[str, float]:
         selected = self._select(groups)
         if selected not in self._evals:
             self._evals[selected] = self._make_eval(selected)
-        return self._report(selected, self._evals[selected](self._state, self._arrays(inputs)))
+        arrays = self._placement.inputs(inputs, split=False)
+        return self._report(selected, self._evals[selected](self._state, arrays))
 
 
 # ----------------------------------------------------------------------------------------- torch

@@ -1,60 +1,180 @@
-"""Training step on the TensorFlow backend: GradientTape in a tf.function (no XLA by default)."""
+"""Training step on the TensorFlow backend: GradientTape in a tf.function (no XLA by default).
+
+Several devices: `data_parallel(n)` enters a tf.distribute.MirroredStrategy, so the networks and
+optimizers built inside have mirrored variables. A step made inside splits each batch across the
+replicas (on the host, as DFL does), runs the forward and backward passes with `strategy.run`,
+sums the gradients onto the first device (our losses are sums over the batch: the sum of the
+replicas' gradients is the one-device gradient) and applies them once, outside any replica, so
+global clipnorm and learning-rate dropout see the whole batch's gradient exactly as on one device.
+"""
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import tensorflow as tf
+
+LOSS_KEY = "loss"  # the objective: a sum over the batch; every other value is a batch mean
+
+
+def split_cpu(n: int) -> None:
+    """Split the host CPU into `n` logical devices (tests); only before TensorFlow's runtime
+    starts, else RuntimeError."""
+    cpus = tf.config.list_physical_devices("CPU")
+    if tf.config.get_logical_device_configuration(cpus[0]):  # already split
+        return
+    tf.config.set_logical_device_configuration(
+        cpus[0], [tf.config.LogicalDeviceConfiguration() for _ in range(n)]
+    )
+
+
+def _devices(n: int) -> list[str]:
+    """The first `n` GPUs, else (no GPU visible) the first `n` logical CPU devices."""
+    from dfl.backend import CPU_DEVICES_ENV, BackendError
+
+    gpus = tf.config.list_logical_devices("GPU")
+    devices = gpus or tf.config.list_logical_devices("CPU")
+    if len(devices) < n:
+        kind = "GPUs" if gpus else f"CPU devices (set {CPU_DEVICES_ENV} to split the CPU)"
+        raise BackendError(f"{n} devices asked for, but TensorFlow sees {len(devices)} {kind}")
+    return [d.name for d in devices[:n]]
+
+
+def data_parallel(n: int) -> Callable[[], contextlib.AbstractContextManager]:
+    """The scope of a MirroredStrategy over the first `n` devices (see the module doc): enter
+    it to build the networks, optimizers and steps."""
+    return tf.distribute.MirroredStrategy(_devices(n)).scope
+
+
+class Replicas:
+    """Splits a batch across a MirroredStrategy's replicas and combines what they return."""
+
+    def __init__(self, strategy: tf.distribute.Strategy):
+        self.strategy = strategy
+        self.count = strategy.num_replicas_in_sync
+        self._first = strategy.extended.worker_devices[0]
+
+    @staticmethod
+    def current() -> Replicas | None:
+        """The replicas of the strategy whose scope is entered; None for one device."""
+        if not tf.distribute.has_strategy():
+            return None
+        strategy = tf.distribute.get_strategy()
+        return Replicas(strategy) if strategy.num_replicas_in_sync > 1 else None
+
+    def split(self, inputs: dict[str, np.ndarray]) -> Any:
+        """Per-replica inputs: replica i gets the i-th equal slice of every batch (on the host)."""
+        from dfl.backend import BackendError
+
+        batch = len(next(iter(inputs.values())))
+        if batch % self.count:
+            raise BackendError(f"a batch of {batch} does not split evenly across {self.count}")
+        size = batch // self.count
+
+        def part(context: tf.distribute.experimental.ValueContext) -> dict[str, tf.Tensor]:
+            i = context.replica_id_in_sync_group
+            return {
+                k: tf.constant(np.asarray(v[i * size : (i + 1) * size], dtype=np.float32))
+                for k, v in inputs.items()
+            }
+
+        return self.strategy.experimental_distribute_values_from_function(part)
+
+    def gradients(self, grads_of: Callable, inputs: Any, count: int) -> tuple[dict, list]:
+        """Inside a tf.function: `grads_of(inputs) -> (losses, grads)` on every replica; the
+        objective and gradients summed, the other losses averaged, all on the first device.
+        `count`: how many gradients grads_of returns (None for a variable the loss ignores)."""
+        present: list[int] = []  # the same on every replica: set while tracing
+
+        def replica(part: dict) -> tuple[dict, list]:
+            losses, grads = grads_of(part)
+            present[:] = [i for i, g in enumerate(grads) if g is not None]
+            return losses, [grads[i] for i in present]
+
+        losses, grads = self.strategy.run(replica, args=(inputs,))
+        total: list[Any] = [None] * count
+        for i, grad in zip(present, grads, strict=True):
+            total[i] = self._reduce(tf.distribute.ReduceOp.SUM, grad)
+        combined = {
+            k: self._reduce(
+                tf.distribute.ReduceOp.SUM if k == LOSS_KEY else tf.distribute.ReduceOp.MEAN, v
+            )
+            for k, v in losses.items()
+        }
+        return combined, total
+
+    def _reduce(self, op: tf.distribute.ReduceOp, value: Any) -> tf.Tensor:
+        return self.strategy.extended.reduce_to(op, value, destinations=self._first)
+
+
+def apply_if_finite(optimizer: Any, loss: tf.Tensor, grads: list, variables: list) -> None:
+    """optimizer.apply unless the loss is not finite (decision 15: then nothing changes).
+
+    With several replicas this runs outside any replica: the Keras optimizer then updates every
+    copy of the mirrored variables with the same (summed) gradients."""
+
+    def apply() -> tf.Tensor:
+        optimizer.apply(grads, variables)
+        return tf.constant(True)
+
+    tf.cond(tf.math.is_finite(loss), apply, lambda: tf.constant(False))
+
+
+def tensors(inputs: dict[str, np.ndarray]) -> dict[str, tf.Tensor]:
+    return {k: tf.convert_to_tensor(v, dtype=tf.float32) for k, v in inputs.items()}
 
 
 class TrainStep:
     """One optimizer step per call; losses come back as Python floats.
 
     A step whose loss is not finite changes nothing (weights, optimizer state) and returns it.
+    Made inside `data_parallel(n)`, it splits every batch across the n replicas.
     """
 
     def __init__(self, model: Any, compute_losses: Any, optimizer: Any, jit_compile: bool = False):
         self.model = model
         self.optimizer = optimizer
+        self._replicas = Replicas.current()
+        self.devices = 1 if self._replicas is None else self._replicas.count
         variables = list(model.trainable_variables)
         if not optimizer.built:
             optimizer.build(variables)
+        replicas = self._replicas
 
         def losses_of(inputs: dict, training: bool) -> dict:
             return compute_losses(model(inputs, training=training), inputs)
 
-        @tf.function(jit_compile=jit_compile)
-        def step(inputs: dict) -> dict:
+        def grads_of(inputs: dict) -> tuple[dict, list]:
             with tf.GradientTape() as tape:
                 losses = losses_of(inputs, True)
-            grads = tape.gradient(losses["loss"], variables)
+            return losses, tape.gradient(losses[LOSS_KEY], variables)
 
-            def apply() -> tf.Tensor:
-                optimizer.apply(grads, variables)
-                return tf.constant(True)
-
-            # a non-finite loss leaves weights and optimizer state untouched (decision 15)
-            tf.cond(tf.math.is_finite(losses["loss"]), apply, lambda: tf.constant(False))
+        @tf.function(jit_compile=jit_compile)
+        def step(inputs: Any) -> dict:
+            if replicas is None:
+                losses, grads = grads_of(inputs)
+            else:
+                losses, grads = replicas.gradients(grads_of, inputs, len(variables))
+            apply_if_finite(optimizer, losses[LOSS_KEY], grads, variables)
             return losses
 
         @tf.function(jit_compile=jit_compile)
         def evaluate(inputs: dict) -> dict:
-            return losses_of(inputs, False)
+            return losses_of(inputs, False)  # one device: mirrored variables read their first copy
 
         self._step = step
         self._evaluate = evaluate
 
-    @staticmethod
-    def _tensors(inputs: dict[str, np.ndarray]) -> dict[str, tf.Tensor]:
-        return {k: tf.convert_to_tensor(v, dtype=tf.float32) for k, v in inputs.items()}
-
     def __call__(self, inputs: dict[str, np.ndarray]) -> dict[str, float]:
-        losses = self._step(self._tensors(inputs))
+        placed = tensors(inputs) if self._replicas is None else self._replicas.split(inputs)
+        losses = self._step(placed)
         return {k: float(v) for k, v in losses.items()}
 
     def evaluate(self, inputs: dict[str, np.ndarray]) -> dict[str, float]:
-        losses = self._evaluate(self._tensors(inputs))
+        losses = self._evaluate(tensors(inputs))
         return {k: float(v) for k, v in losses.items()}
 
     def sync(self) -> None:

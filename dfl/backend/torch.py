@@ -16,6 +16,8 @@ class TrainStep:
     A step whose loss is not finite changes nothing (weights, optimizer state) and returns it.
     """
 
+    devices = 1  # torch trains on one device (dfl.backend.data_parallel refuses several)
+
     def __init__(self, model: Any, compute_losses: Any, optimizer: Any):
         self.model = model
         self.compute_losses = compute_losses
