@@ -212,13 +212,13 @@ def build_decoder(
         x = nn.DepthToSpace(name="out_d2s")(x)
     else:
         x = nn.Conv2D(3, 1, name="out_conv")(x)
-    image = keras.layers.Activation("sigmoid", name="image")(x)
+    image = nn.sigmoid_output("image")(x)
 
     m = z
     for i, ch in enumerate(mask_dims):
         m = blocks.upscale(ch, name=f"upscalem{i}")(m)
     m = nn.Conv2D(1, 1, name="out_convm")(m)
-    mask = keras.layers.Activation("sigmoid", name="mask")(m)
+    mask = nn.sigmoid_output("mask")(m)
     return keras.Model(z, [image, mask], name=name)
 
 

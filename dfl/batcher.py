@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import queue
 import threading
 import time
@@ -19,6 +20,8 @@ from dfl.landmarks import estimate_yaw
 MIB = 1 << 20
 DEFAULT_IMAGE_CACHE_BYTES = 512 * MIB
 DEFAULT_WORKERS = 2
+MAX_WORKERS = 16
+CORES_LEFT_FOR_THE_STEP = 2  # on bigger machines, cores the training step keeps to itself
 DEFAULT_QUEUE_SIZE = 4  # ready batches
 POLL_S = 0.05  # how often blocked threads look at the stop flag
 CLOSE_JOIN_S = 2.0  # longest close() waits for each thread
@@ -180,6 +183,15 @@ class ImageCache:
                 _, old = self._entries.popitem(last=False)
                 self.bytes -= sum(a.nbytes for a in old)
         return entry
+
+
+def default_workers(cpu_count: int | None = None) -> int:
+    """Sample threads sized to the cores: all of them on small machines (where the step and the
+    threads share the cores anyway), all but two on bigger ones, at most MAX_WORKERS."""
+    cores = cpu_count if cpu_count is not None else (os.cpu_count() or DEFAULT_WORKERS)
+    if cores <= 2 * CORES_LEFT_FOR_THE_STEP:
+        return max(1, cores)
+    return min(MAX_WORKERS, cores - CORES_LEFT_FOR_THE_STEP)
 
 
 def _sample_error(sample: FaceSample, exc: BaseException) -> BatchError:

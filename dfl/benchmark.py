@@ -83,6 +83,7 @@ class Settings:
     pipeline_batches: int = 20  # batches the pipeline alone makes
     workers: int = 2
     seed: int = 0
+    precision: str = "fp32"  # or "bf16" (mixed precision, decision 5)
 
     @classmethod
     def for_quick(cls, **kwargs: Any) -> Settings:
@@ -212,26 +213,27 @@ def _pipeline_rate(trainer: Any, batches: int, workers: int) -> float:
         producer.close()
 
 
-def _options_for(case: Case, quick: bool) -> dict[str, Any]:
+def _options_for(case: Case, quick: bool, precision: str = "fp32") -> dict[str, Any]:
     from dfl.options import COMMON_OPTIONS, resolve_options
     from dfl.registry import load
 
     spec = load(case.model)
     table = spec.option_table(None) if hasattr(spec, "option_table") else None
     table = tuple(table) if table is not None else COMMON_OPTIONS + tuple(spec.OPTIONS)
-    overrides = case.quick_options if quick else case.options
+    overrides = {**(case.quick_options if quick else case.options), "bf16": precision == "bf16"}
     return resolve_options(table, overrides=overrides).options
 
 
 def run_case(case: Case, settings: Settings, faces: tuple[list, list], workdir: Path) -> Result:
     """Train `case` and measure it; `faces` are the (src, dst) samples to train on."""
+    from dfl import precision
     from dfl.registry import load
     from dfl.state import ModelStore
     from dfl.trainer import Trainer, TrainingSetup
 
     started = time.perf_counter()
     spec = load(case.model)
-    options = _options_for(case, settings.quick)
+    options = _options_for(case, settings.quick, settings.precision)
     setup = TrainingSetup(
         spec=spec,
         name=case.name,
@@ -273,7 +275,7 @@ def run_case(case: Case, settings: Settings, faces: tuple[list, list], workdir: 
             model=spec.NAME,
             options=dict(case.quick_options if settings.quick else case.options),
             backend=settings.backend,
-            precision="fp32",
+            precision=precision.label(trainer.setup.options),  # bf16 may have fallen back
             device=settings.device,
             batch=batch,
             resolution=resolution,

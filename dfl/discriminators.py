@@ -15,6 +15,7 @@ PATCH_FIRST_STRIDE = 2  # the first layer always has stride 2
 PATCH_MAX_LAYERS = 9
 PATCH_MAX_CHANNELS = 512
 GAN_SLOPE = 0.2  # leaky ReLU slope everywhere in the UNet discriminator
+LOGITS_DTYPE = "float32"  # the logits stay float32 under bf16 mixed precision
 DEFAULT_GAN_DIMS = 16
 GAN_PATCH_PER_RES = 8  # default gan_patch_size = resolution // 8
 
@@ -115,7 +116,7 @@ def build_unet_patch_discriminator(
         skips.append(x)
         x = nn.Conv2D(chs[i], kernel, strides=stride, name=f"convs_{i}")(x)
         x = _lrelu(GAN_SLOPE, f"convs_{i}_act")(x)
-    center_logits = nn.Conv2D(1, 1, name="center_out")(x)
+    center_logits = nn.Conv2D(1, 1, name="center_out", dtype=LOGITS_DTYPE)(x)
     x = _lrelu(GAN_SLOPE, "center_act")(nn.Conv2D(chs[n - 1], 1, name="center_conv")(x))
     # DFL lists the transposed convs deepest first: upconvs_0 undoes the last down layer
     for j, i in enumerate(reversed(range(n))):
@@ -123,7 +124,7 @@ def build_unet_patch_discriminator(
         x = _conv_transpose(chs[i - 1], kernel, stride, name=f"upconvs_{j}")(x)
         x = _lrelu(GAN_SLOPE, f"upconvs_{j}_act")(x)
         x = keras.layers.Concatenate(axis=-1, name=f"skip_{j}")([skips[i], x])
-    pixel_logits = nn.Conv2D(1, 1, name="out_conv")(x)
+    pixel_logits = nn.Conv2D(1, 1, name="out_conv", dtype=LOGITS_DTYPE)(x)
     return keras.Model(image, [center_logits, pixel_logits], name=name)
 
 
@@ -155,7 +156,7 @@ def build_code_discriminator(
         ch = base_ch * min(2**i, CODE_MAX_MULT)
         x = nn.Conv2D(ch, kernel, strides=2, name=f"convs_{i}")(x)
         x = _lrelu(CODE_SLOPE, f"convs_{i}_act")(x)
-    logits = nn.Conv2D(1, 1, name="out_conv")(x)
+    logits = nn.Conv2D(1, 1, name="out_conv", dtype=LOGITS_DTYPE)(x)
     return keras.Model(code, logits, name=name)
 
 

@@ -304,6 +304,11 @@ class ReshapeCHW(keras.layers.Layer):
         return config
 
 
+def sigmoid_output(name: str) -> keras.layers.Activation:
+    """A network's final sigmoid; float32 under bf16 mixed precision, so losses see float32."""
+    return keras.layers.Activation("sigmoid", name=name, dtype="float32")
+
+
 def dense(units: int, name: str) -> keras.layers.Dense:
     """DFL dense: Glorot-uniform kernel, zero bias, no activation."""
     return keras.layers.Dense(

@@ -343,6 +343,25 @@ def resolve_options(
     return Resolved(options=values, notes=notes, sources=sources, unknown=kept)
 
 
+def complete_options(
+    table: Sequence[Option], options: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """`options` with every option of `table` that is missing at its (derived) default; the
+    table's values are checked, keys it does not know are kept as they are."""
+    options = dict(options or {})
+    names = {o.name for o in table}
+    given = {k: v for k, v in options.items() if k in names}
+    resolved = resolve_options(table, overrides=given).options
+    return {**options, **resolved}
+
+
+def ordered_options(options: Mapping[str, Any], order: Sequence[str]) -> dict[str, Any]:
+    """The options with the keys of `order` first, in that order; the rest follow as they are."""
+    ordered = {key: options[key] for key in order if key in options}
+    ordered.update((key, value) for key, value in options.items() if key not in ordered)
+    return ordered
+
+
 COMMON_OPTIONS: tuple[Option, ...] = (
     Option(
         name="autobackup_hour",
@@ -410,6 +429,28 @@ COMMON_OPTIONS: tuple[Option, ...] = (
         group="training",
         help="Samples per iteration. Bigger batches generalise better but need more memory; "
         "lower it if training runs out of memory.",
+    ),
+    Option(
+        name="bf16",
+        label="Use bf16 mixed precision",
+        type=bool,
+        default=False,
+        group="training",
+        help="Compute in bfloat16 while weights, optimizer state and losses stay float32. Faster "
+        "on GPUs with bf16 tensor cores (NVIDIA Ampere and newer), usually slower on a CPU. "
+        "If a step gives NaN in bf16, it is turned off for this model and the step is done "
+        "again in float32.",
+    ),
+    Option(
+        name="sample_cache_mb",
+        label="Sample cache (MB)",
+        type=int,
+        default=1024,
+        range=(0, None),
+        group="training",
+        ask=False,
+        help="Memory for decoded faces kept between uses, so each face is read and decoded "
+        "once; 0 decodes every time. Set it with --opt sample_cache_mb=N.",
     ),
     Option(
         name="seed",

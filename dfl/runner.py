@@ -10,6 +10,7 @@ import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from dfl import LAUNCHED_AT
 from dfl.events import (
     BackedUp,
     Command,
@@ -147,6 +148,7 @@ class TrainingRunner:
         now = time.monotonic()
         last_save = now
         last_preview = now
+        first_step_timed = False
         backup_due = (
             now + sched.autobackup_hours * SECONDS_PER_HOUR if sched.autobackup_hours else None
         )
@@ -189,11 +191,17 @@ class TrainingRunner:
             if not first_preview_sent:
                 self._emit(Message("Trying to do the first iteration..."))
             ms, losses = trainer.train_one()
+            for message in trainer.take_messages():
+                self._emit(Message(message))
             if trainer.last_step_skipped:
                 self._emit(Message(f"skipped a step with non-finite losses {losses}"))
                 continue
             dirty = True
             self._emit(Step(trainer.iteration, ms, losses, trainer.last_wait_ms))
+            if not first_step_timed:
+                first_step_timed = True
+                startup_s = time.monotonic() - LAUNCHED_AT
+                self._emit(Message(f"First iteration done {startup_s:.1f} s after launch."))
             every = sched.preview_history_every
             if every and (trainer.iteration - 1) % every == 0:
                 trainer.write_preview_history()  # DFL counts frames from iteration 0

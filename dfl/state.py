@@ -79,6 +79,7 @@ _verify_folder = verify_folder
 _boot_id = boot_id
 _proc_stat = proc_stat
 
+
 class NoUsableStateError(StateError):
     """Neither a whole checkpoint nor a whole backup exists."""
 

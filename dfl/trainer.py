@@ -12,8 +12,8 @@ from typing import Any
 import cv2
 import numpy as np
 
-from dfl import __version__
-from dfl.batcher import BatchProducer
+from dfl import __version__, precision
+from dfl.batcher import MIB, BatchProducer
 from dfl.faceset import FaceSample
 from dfl.losshistory import LossHistory
 from dfl.preview import loss_graph
@@ -28,6 +28,7 @@ PREVIEW_SAMPLES_KEY = "preview_samples"
 OPTIMIZER_KEY = "optimizer"
 LOSS_HISTORY_FILE = "loss_history.f32"
 HISTORY_LAST_FILE = "_last.jpg"
+DEFAULT_SAMPLE_CACHE_MB = 1024  # for options saved before sample_cache_mb existed
 
 
 class TrainingError(RuntimeError):
@@ -53,7 +54,7 @@ class TrainingSetup:
     device_lines: list[str] = field(default_factory=lambda: ["Using device: CPU"])
 
 
-def _weights_to_arrays(variables: list[Any]) -> dict[str, np.ndarray]:
+def weights_to_arrays(variables: list[Any]) -> dict[str, np.ndarray]:
     import keras
 
     arrays: dict[str, np.ndarray] = {}
@@ -63,7 +64,7 @@ def _weights_to_arrays(variables: list[Any]) -> dict[str, np.ndarray]:
     return arrays
 
 
-def _assign_arrays(variables: list[Any], arrays: dict[str, np.ndarray], what: str) -> None:
+def assign_arrays(variables: list[Any], arrays: dict[str, np.ndarray], what: str) -> None:
     if len(arrays) != len(variables):
         raise TrainingError(
             f"saved {what} has {len(arrays)} tensors but the model has {len(variables)}: "
@@ -86,45 +87,60 @@ class Trainer:
     def __init__(self, setup: TrainingSetup) -> None:
         import keras
 
+        from dfl.backend import data_parallel, device_count
+
         self.setup = setup
         spec = setup.spec
         if setup.seed is not None:
             keras.utils.set_random_seed(setup.seed)
-        self.batch_size = spec.batch_size(setup.options, 1)
-        self.model = spec.build(setup.options)
-        self.notes: list[str] = []  # what the user should be told at the start (runner emits)
-        self.iteration = 0
-        make_training = getattr(spec, "make_training", None)
-        if make_training is None:  # one loss group, one optimizer (Quick96)
-            self.training = None
-            self.optimizer = spec.make_optimizer(setup.options)
-            self.optimizer.build(self.model.trainable_variables)
-            self.networks = dict(self.model.networks)
-            self.optimizers = {OPTIMIZER_KEY: self.optimizer}
-        else:  # several loss groups, each with its own optimizer (SAEHD)
-            self.training = make_training(setup.options, self.model)
-            self.optimizer = self.training.groups[0].optimizer
-            self.networks = {**self.model.networks, **self.training.networks}
-            self.optimizers = dict(self.training.optimizers)
+        n_devices = device_count(setup.device)  # the batch is split evenly across them
+        self.batch_size = spec.batch_size(setup.options, n_devices)
+        precision.apply(setup.options)  # bf16 mixed precision or float32, before building
+        self._devices = data_parallel(n_devices)
+        with self._devices:  # networks and optimizers on every device (TF: mirrored variables)
+            self.model = spec.build(setup.options)
+            self.notes: list[str] = []  # what the user should be told at the start (runner emits)
+            self.iteration = 0
+            make_training = getattr(spec, "make_training", None)
+            if make_training is None:  # one loss group, one optimizer (Quick96)
+                self.training = None
+                self.optimizer = spec.make_optimizer(setup.options)
+                self.optimizer.build(self.model.trainable_variables)
+                self.networks = dict(self.model.networks)
+                self.optimizers = {OPTIMIZER_KEY: self.optimizer}
+            else:  # several loss groups, each with its own optimizer (SAEHD)
+                self.training = make_training(setup.options, self.model)
+                self.optimizer = self.training.groups[0].optimizer
+                self.networks = {**self.model.networks, **self.training.networks}
+                self.optimizers = dict(self.training.optimizers)
+        if n_devices > 1:
+            self.notes.append(
+                f"Training on {n_devices} devices: the batch of {self.batch_size} is split "
+                f"into {self.batch_size // n_devices} samples per device."
+            )
         self._reset_history = False
         if setup.loaded is not None:
             self._restore(setup.loaded)
         elif setup.pretrained is not None:
             for name, network in self.model.networks.items():
-                _assign_arrays(network.weights, setup.pretrained.arrays(name), name)
+                assign_arrays(network.weights, setup.pretrained.arrays(name), name)
 
-        from dfl.backend import make_multi_step, make_train_step
-
-        if self.training is None:
-            self.step_fn = make_train_step(self.model, spec.compute_losses, self.optimizer)
-        else:
-            self.step_fn = make_multi_step(self.training.groups, self.training.models)
+        self.step_fn = self._make_step()
+        self._messages: list[str] = []  # for the user, said after the step that caused them
         src_cfg, dst_cfg = spec.augment_configs(setup.options)
         seed = setup.seed if setup.seed is not None else int(time.time_ns() % 2**31)
         # A resumed run continues with fresh samples instead of replaying the first ones.
         seed += self.iteration
+        cache_mb = int(setup.options.get("sample_cache_mb", DEFAULT_SAMPLE_CACHE_MB))
         self.producer = BatchProducer(
-            setup.src, setup.dst, src_cfg, dst_cfg, self.batch_size, seed, workers=setup.workers
+            setup.src,
+            setup.dst,
+            src_cfg,
+            dst_cfg,
+            self.batch_size,
+            seed,
+            workers=setup.workers,
+            image_cache_bytes=cache_mb * MIB,
         )
         self.notes.extend(self.producer.notes)
         self.history = LossHistory.open(
@@ -144,13 +160,39 @@ class Trainer:
         self.last_wait_ms = 0.0  # of the last iteration, spent waiting for a batch
         self.created_at = setup.loaded.state.created_at if setup.loaded is not None else _now_iso()
 
+    def _make_step(self) -> Any:
+        from dfl.backend import make_multi_step, make_train_step
+
+        with self._devices:  # the step splits each batch across the devices
+            if self.training is None:
+                return make_train_step(self.model, self.setup.spec.compute_losses, self.optimizer)
+            return make_multi_step(self.training.groups, self.training.models)
+
+    def _models(self) -> list[Any]:
+        return [self.model] if self.training is None else list(self.training.models)
+
+    def take_messages(self) -> list[str]:
+        """What happened in the last steps that the user should be told (and forget it)."""
+        messages, self._messages = self._messages, []
+        return messages
+
+    def _fall_back_to_float32(self) -> None:
+        """Decision 5: a non-finite bf16 step turns bf16 off for this model (saved with it)."""
+        precision.to_float32(self._models())
+        self.setup.options[precision.OPTION] = False
+        self.step_fn = self._make_step()
+        self._messages.append(
+            "A bf16 step gave NaN or infinite losses: bf16 is now off for this model and "
+            "training goes on in float32."
+        )
+
     # ----------------------------------------------------------------- restore
     def _restore(self, loaded: Loaded) -> None:
         self.iteration = loaded.state.iteration
         if self.training is None:
             for name, network in self.model.networks.items():
-                _assign_arrays(network.weights, loaded.arrays(name), name)
-            _assign_arrays(self.optimizer.variables, loaded.arrays(OPTIMIZER_KEY), "optimizer")
+                assign_arrays(network.weights, loaded.arrays(name), name)
+            assign_arrays(self.optimizer.variables, loaded.arrays(OPTIMIZER_KEY), "optimizer")
             return
         fresh, reset, notes = self.setup.spec.fresh_on_resume(
             loaded.state.options, self.setup.options
@@ -165,7 +207,7 @@ class Trainer:
             if name not in self.model.networks and not loaded.has(name):
                 self.notes.append(f"{name} is new in this model: it starts afresh.")
                 continue
-            _assign_arrays(network.weights, loaded.arrays(name), name)
+            assign_arrays(network.weights, loaded.arrays(name), name)
         for key, optimizer in self.optimizers.items():
             if key in fresh:
                 continue
@@ -173,7 +215,7 @@ class Trainer:
                 self.notes.append(f"{key} is new in this model: it starts afresh.")
                 continue
             try:
-                _assign_arrays(optimizer.variables, loaded.arrays(key), key)
+                assign_arrays(optimizer.variables, loaded.arrays(key), key)
             except TrainingError:
                 # e.g. liae with random_warp switched: the generator trains other networks now
                 for variable in optimizer.variables:
@@ -198,7 +240,12 @@ class Trainer:
             fresh = self.producer.get(timeout=BATCH_TIMEOUT_S).as_inputs()
         self.last_wait_ms = (time.perf_counter() - started) * 1000.0  # waiting for samples
         inputs = spec.next_inputs(self.iteration, fresh, self.last_inputs)
+        if hasattr(spec, "step_inputs"):  # inputs made on the host per step (AMP's morph mask)
+            inputs = spec.step_inputs(self.setup.options, inputs, self.iteration)
         result = self.step_fn(inputs)
+        if precision.wants_bf16(self.setup.options) and not _all_finite(result):
+            self._fall_back_to_float32()
+            result = self.step_fn(inputs)  # the failed step changed nothing; do it again
         losses = tuple(float(result[name]) for name in LOSS_NAMES)
         elapsed_ms = (time.perf_counter() - started) * 1000.0
         # every loss the step returns is checked (each loss group's objective included)
@@ -253,9 +300,9 @@ class Trainer:
     ) -> tuple[str, tuple[float, ...]]:
         """Write a whole checkpoint; returns its path and the mean losses since the last save."""
         self.step_fn.sync()
-        arrays = {name: _weights_to_arrays(net.weights) for name, net in self.networks.items()}
+        arrays = {name: weights_to_arrays(net.weights) for name, net in self.networks.items()}
         for key, optimizer in self.optimizers.items():
-            arrays[key] = _weights_to_arrays(optimizer.variables)
+            arrays[key] = weights_to_arrays(optimizer.variables)
         arrays[PREVIEW_SAMPLES_KEY] = self.preview_inputs
         rows = self.history.flush()
         path = self.setup.store.save(
@@ -273,7 +320,8 @@ class Trainer:
         """Preview pages from the latest training batch (or the fixed preview samples)."""
         self.step_fn.sync()
         inputs = self.preview_inputs if fixed or self.last_inputs is None else self.last_inputs
-        return self.setup.spec.preview(self.model, inputs)
+        # fixed: AMP shows one sample, a random one live and always the first in the history
+        return self.setup.spec.preview(self.model, inputs, fixed=fixed)
 
     def write_preview_history(self) -> None:
         """Save the fixed-sample pages, loss graph on top, as history/<page>/<iteration>.jpg."""
@@ -310,6 +358,10 @@ def model_summary(
     return summary_text(
         name, spec.NAME, iteration, shown, device_lines, display_overrides=overrides
     )
+
+
+def _all_finite(result: dict[str, Any]) -> bool:
+    return all(math.isfinite(float(value)) for value in result.values())
 
 
 def _now_iso() -> str:

@@ -439,3 +439,10 @@ def test_a_wider_model_face_type_is_refused() -> None:
         BatchProducer(whole, full, CFG, AugmentConfig(RES, L.WHOLE_FACE), 2, 0, workers=0)
     for narrower in (L.FULL_FACE, L.MIDFULL_FACE, L.HALF_FACE):
         BatchProducer(whole, full, CFG, AugmentConfig(RES, narrower), 2, 0, workers=0).close()
+
+
+@pytest.mark.parametrize(("cores", "workers"), [(1, 1), (2, 2), (4, 4), (8, 6), (16, 14), (64, 16)])
+def test_default_workers_follow_the_cores(cores: int, workers: int) -> None:
+    from dfl.batcher import default_workers
+
+    assert default_workers(cores) == workers

@@ -407,9 +407,13 @@ def test_common_options_defaults_and_order():
         "random_src_flip",
         "random_dst_flip",
         "batch_size",
+        "bf16",
+        "sample_cache_mb",
         "seed",
     ]
     assert values["autobackup_hour"] == 2
+    assert values["bf16"] is False
+    assert values["sample_cache_mb"] == 1024
     assert values["autobackup_keep"] == 8
     assert values["random_dst_flip"] is True
     assert values["random_src_flip"] is False
@@ -422,6 +426,8 @@ def test_common_options_asking():
     asked = [name for name, _ in answer.asked]
     assert "autobackup_keep" not in asked  # autobackups off
     assert "seed" not in asked  # never asked
+    assert "sample_cache_mb" not in asked
+    assert "bf16" in asked
     assert resolve_options(COMMON_OPTIONS, overrides={"seed": "7"}).options["seed"] == 7
     with pytest.raises(OptionError, match=r"in the range 0\.\.24"):
         resolve_options(COMMON_OPTIONS, overrides={"autobackup_hour": "25"})

@@ -211,7 +211,7 @@ def test_ask_options_eof_takes_defaults_once():
 
 def test_ask_options_full_dialogue():
     out = Output()
-    script = Script("0", "y", "?", "1000", "y", "", "16")
+    script = Script("0", "y", "?", "1000", "y", "", "16", "y")
     result = ask_options(COMMON_OPTIONS, input_fn=script, print_fn=out)
     assert result.options == {
         "autobackup_hour": 0,
@@ -221,8 +221,11 @@ def test_ask_options_full_dialogue():
         "random_src_flip": True,
         "random_dst_flip": True,
         "batch_size": 16,
+        "bf16": True,
+        "sample_cache_mb": 1024,
         "seed": 0,
     }
+    assert script.prompts[-1] == "[n] Use bf16 mixed precision ( y/n ?:help ) : "
     assert script.prompts[0] == "[2] Autobackup every N hour ( 0..24 ?:help ) : "
     assert script.prompts[1] == "[n] Write preview history ( y/n ?:help ) : "
     assert INPUT_CLOSED_MESSAGE not in out

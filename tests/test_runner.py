@@ -14,7 +14,7 @@ from dfl import backend
 backend.select(None)
 
 from dfl.augment import AugmentConfig  # noqa: E402
-from dfl.events import BackedUp, Command, Error, Preview, Saved, Step, Stopped  # noqa: E402
+from dfl.events import BackedUp, Command, Error, Message, Preview, Saved, Step, Stopped  # noqa: E402
 from dfl.faceset import load_faceset  # noqa: E402
 from dfl.models import quick96  # noqa: E402
 from dfl.options import COMMON_OPTIONS, resolve_options  # noqa: E402
@@ -122,6 +122,8 @@ def test_target_iteration_stops_headless(tmp_path: Path) -> None:
     events = run_until(runner, lambda e: isinstance(e, Stopped))
     assert events[-1].iteration == 3 and events[-1].saved
     assert ModelStore(tmp_path / "t_Quick96").load().iteration == 3
+    timed = [e.text for e in events if isinstance(e, Message) and "after launch" in e.text]
+    assert len(timed) == 1 and timed[0].startswith("First iteration done")
 
 
 def test_a_failing_trainer_reports_instead_of_hanging(tmp_path: Path) -> None:

@@ -341,7 +341,15 @@ def test_pretrain_helpers_and_summary_order():
     full = resolve_options(saehd.option_table()).options
     ordered = list(saehd.summary_options(full))
     assert ordered[:4] == ["resolution", "face_type", "models_opt_on_gpu", "archi"]
-    assert ordered[-4:] == ["gan_power", "gan_patch_size", "gan_dims", "seed"]
+    # DFL's keys in DFL's order, then the project's own (not in DFL's summary)
+    assert ordered[-6:] == [
+        "gan_power",
+        "gan_patch_size",
+        "gan_dims",
+        "bf16",
+        "sample_cache_mb",
+        "seed",
+    ]
     assert sorted(ordered) == sorted(full)
     assert saehd.preview_history_every({"resolution": 128}) == 20
     assert saehd.preview_history_every({"resolution": 96}) == 10

@@ -37,6 +37,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         metavar="NAME",
         help=f"run only this case (repeatable): {', '.join(c.name for c in CASES)}",
     )
+    p.add_argument(
+        "--precision",
+        choices=("fp32", "bf16"),
+        default="fp32",
+        help="fp32 (default) or bf16 mixed precision",
+    )
     p.add_argument("--iterations", type=int, help="measured iterations per case")
     p.add_argument("--warmup", type=int, help="iterations before measuring")
     p.add_argument("--workers", type=int, help="sample workers (default: the cores, up to 8)")
@@ -44,6 +50,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from dfl.batcher import default_workers
     from dfl.benchmark import Settings, run, select_cases
     from dfl.cli import UserError
 
@@ -56,13 +63,18 @@ def run(args: argparse.Namespace) -> int:
         for key, value in (
             ("iterations", args.iterations),
             ("warmup", args.warmup),
-            ("workers", args.workers or max(1, min(8, os.cpu_count() or 2))),
+            ("workers", args.workers or default_workers()),
         )
         if value is not None
     }
     if any(value < 1 for value in overrides.values()):
         raise UserError("--iterations, --warmup and --workers must be at least 1")
-    common = {"backend": args.backend, "device": args.device, **overrides}
+    common = {
+        "backend": args.backend,
+        "device": args.device,
+        "precision": args.precision,
+        **overrides,
+    }
     settings = Settings.for_quick(**common) if args.quick else Settings(**common)
 
     def progress(message: str) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,6 +12,7 @@ from typing import TYPE_CHECKING
 from tqdm import tqdm
 
 if TYPE_CHECKING:
+    from dfl.dflmodel import DflModelFiles
     from dfl.state import ModelStore
 
 from dfl.ui import text
@@ -78,6 +78,7 @@ def _model_type(args: argparse.Namespace) -> str:
 
 
 def _model_name(args: argparse.Namespace, model_dir: Path, model_type: str) -> str:
+    from dfl.ui.importer import importable_names
     from dfl.ui.menu import choose_model
     from dfl.workspace import list_models, validate_name
 
@@ -94,7 +95,9 @@ def _model_name(args: argparse.Namespace, model_dir: Path, model_type: str) -> s
         if models:
             text.info(f'Silent start: choosed model "{models[0].name}"')
             return models[0].name
-    return choose_model(model_dir, model_type)
+    return choose_model(
+        model_dir, model_type, dfl_models=lambda: importable_names(model_dir, model_type)
+    )
 
 
 def _device(args: argparse.Namespace, stored: str | None) -> tuple[str, list[str], int | None]:
@@ -151,6 +154,7 @@ def train(args: argparse.Namespace) -> int:
     from dfl import backend
     from dfl.registry import check_available
     from dfl.state import ModelStore
+    from dfl.ui.importer import dfl_model_to_import
     from dfl.workspace import model_folder
 
     backend_name = backend.select(args.backend)
@@ -159,8 +163,10 @@ def train(args: argparse.Namespace) -> int:
     model_type = check_available(_model_type(args))
     name = _model_name(args, folders.model_dir, model_type)
     store = ModelStore(model_folder(folders.model_dir, name, model_type))
+    # a name with no saved model but DFL files (chosen in the menu, or given) is imported first
+    pending = dfl_model_to_import(folders.model_dir, model_type, name)
     try:
-        return _train_locked(args, store, name, model_type, backend_name, folders)
+        return _train_locked(args, store, name, model_type, backend_name, folders, pending)
     finally:
         _remove_if_empty(store.folder)  # a new model abandoned before its first save
 
@@ -177,8 +183,10 @@ def _train_locked(
     model_type: str,
     backend_name: str,
     folders: Folders,
+    pending_import: DflModelFiles | None = None,
 ) -> int:
-    """Everything after the model is chosen, while its lock is held."""
+    """Everything after the model is chosen, while its lock is held; a chosen DFL model
+    (`pending_import`) is imported once the device is chosen, then resumed."""
     from dfl import backend
     from dfl.cli import EXIT_FAILED, EXIT_OK, UserError
     from dfl.options import COMMON_OPTIONS, parse_assignments, resolve_options
@@ -196,12 +204,18 @@ def _train_locked(
                 text.warn(note)
             if loaded.state.model_type != model_type:
                 raise UserError(f"{store.folder} holds a {loaded.state.model_type} model")
-        else:
+        elif pending_import is None:
             text.info("Model first run.")
 
         device, device_lines, gpu_memory = _device(args, loaded.state.device if loaded else None)
+        backend.check_devices(backend_name, device)  # torch trains on one GPU: refuse several
         backend.use_device(device)
         backend.import_keras(backend_name)  # only after the device is chosen; quiets TF
+        if pending_import is not None and loaded is None:
+            from dfl.ui.importer import import_into_store
+
+            import_into_store(pending_import, store, name)
+            loaded = store.load()
         spec = load_model(model_type)
 
         if hasattr(spec, "option_table"):
@@ -212,10 +226,17 @@ def _train_locked(
         if loaded is not None and spec.ASKS_OPTIONS:
             ask_changeable = args.override or override_gate()
         answer = answer_from_console() if spec.ASKS_OPTIONS else None
+        overrides = parse_assignments(args.opt)
+        source = None  # --pretrained-model-dir: its architecture options are this model's too
+        if args.pretrained_model_dir and loaded is None:
+            from dfl.ui.importer import pretrained_overrides, pretrained_source
+
+            source = pretrained_source(args.pretrained_model_dir, model_type, spec)
+            overrides = {**pretrained_overrides(source, table), **overrides}
         resolved = resolve_options(
             table,
             stored=loaded.state.options if loaded else None,
-            overrides=parse_assignments(args.opt),
+            overrides=overrides,
             answer=answer,
             ask_changeable=ask_changeable,
         )
@@ -224,8 +245,10 @@ def _train_locked(
         options = resolved.options
 
         pretrained = None
-        if args.pretrained_model_dir and loaded is None:
-            pretrained = _load_pretrained(args.pretrained_model_dir, model_type)
+        if source is not None:
+            from dfl.ui.importer import pretrained_weights
+
+            pretrained = pretrained_weights(source, options, table)
         if options.get("pretrain"):
             if not args.pretraining_data_dir:
                 raise UserError(
@@ -247,6 +270,7 @@ def _train_locked(
 
             return show_samples(spec, options, src, dst, no_window=args.no_preview)
 
+        from dfl.batcher import default_workers
         from dfl.runner import Schedule, TrainingRunner
         from dfl.trainer import Trainer, TrainingSetup, model_summary
 
@@ -272,7 +296,7 @@ def _train_locked(
             loaded=loaded,
             pretrained=pretrained,
             seed=int(options.get("seed", 0)),
-            workers=max(1, min(4, (os.cpu_count() or 2))),
+            workers=default_workers(),
             device_lines=device_lines,
         )
         window = _open_window(args.no_preview)
@@ -308,22 +332,6 @@ def _preview_history_every(spec, options: dict) -> int:
     if hasattr(spec, "preview_history_every"):
         return int(spec.preview_history_every(options))
     return int(spec.PREVIEW_HISTORY_EVERY)
-
-
-def _load_pretrained(folder: Path, model_type: str):  # -> Loaded
-    """The networks of a saved model folder, to start a new model from (optimizer not taken)."""
-    from dfl.cli import UserError
-    from dfl.state import ModelStore
-
-    folder = folder.expanduser().resolve()
-    store = ModelStore(folder)
-    if not store.has_state():
-        raise UserError(f"--pretrained-model-dir {folder} holds no saved model")
-    pretrained = store.load()
-    if pretrained.state.model_type != model_type:
-        raise UserError(f"{folder} holds a {pretrained.state.model_type} model, not {model_type}")
-    text.note(f"Starting from the weights of {folder.name} (iteration {pretrained.iteration}).")
-    return pretrained
 
 
 def _open_window(no_preview: bool):  # -> PreviewWindow | None

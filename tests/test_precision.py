@@ -1,0 +1,129 @@
+"""bf16 mixed precision (decision 5): layers compute in bfloat16 while weights, outputs and losses
+stay float32; a non-finite bf16 step turns bf16 off for the model and is done again in float32."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+
+from dfl import backend
+
+backend.select(None)
+
+from dfl.faceset import load_faceset  # noqa: E402
+from dfl.models import saehd  # noqa: E402
+from dfl.options import resolve_options  # noqa: E402
+from dfl.state import ModelStore  # noqa: E402
+from dfl.trainer import Trainer, TrainingSetup  # noqa: E402
+
+FACESET = Path(__file__).parent / "data" / "dfl-faceset"
+TINY = {
+    "archi": "df-ud",
+    "resolution": 64,
+    "ae_dims": 32,
+    "e_dims": 16,
+    "d_dims": 16,
+    "d_mask_dims": 16,
+    "batch_size": 2,
+    "face_type": "f",
+    "gan_power": 0.1,
+    "gan_patch_size": 8,
+    "gan_dims": 4,
+}
+
+
+@pytest.fixture(autouse=True)
+def float32_afterwards() -> Iterator[None]:
+    yield
+    keras.config.set_dtype_policy("float32")  # the policy is global: leave it as found
+
+
+def make_trainer(folder: Path, **extra: object) -> Trainer:
+    options = resolve_options(saehd.option_table(None), overrides={**TINY, **extra}).options
+    setup = TrainingSetup(
+        spec=saehd,
+        name="tiny",
+        store=ModelStore(folder),
+        options=options,
+        device="cpu",
+        backend=keras.backend.backend(),
+        src=load_faceset(FACESET / "src").samples,
+        dst=load_faceset(FACESET / "dst").samples,
+        seed=3,
+        workers=1,
+    )
+    return Trainer(setup)
+
+
+def compute_dtypes(trainer: Trainer) -> set[str]:
+    encoder = trainer.model.networks["encoder"]
+    return {layer.compute_dtype for layer in encoder._flatten_layers(include_self=False)}
+
+
+def weights(trainer: Trainer) -> list[np.ndarray]:
+    trainer.step_fn.sync()
+    return [keras.ops.convert_to_numpy(w).copy() for w in trainer.model.weights]
+
+
+def test_bf16_computes_in_bfloat16_and_keeps_float32_weights_and_outputs(tmp_path: Path) -> None:
+    trainer = make_trainer(tmp_path / "m", bf16=True)
+    try:
+        assert compute_dtypes(trainer) == {"bfloat16"}
+        assert {str(w.dtype) for w in trainer.model.weights} == {"float32"}
+        before = weights(trainer)
+        for _ in range(2):
+            _ms, losses = trainer.train_one()
+            assert all(np.isfinite(losses))
+        assert trainer.iteration == 2 and trainer.setup.options["bf16"] is True
+        after = weights(trainer)
+        assert any(not np.array_equal(a, b) for a, b in zip(before, after, strict=True))
+        outputs = trainer.model(trainer.last_inputs, training=False)
+        assert keras.backend.standardize_dtype(outputs["pred_src"].dtype) == "float32"
+        assert keras.backend.standardize_dtype(outputs["pred_dst_mask"].dtype) == "float32"
+    finally:
+        trainer.close()
+
+
+def test_fp32_is_the_default(tmp_path: Path) -> None:
+    trainer = make_trainer(tmp_path / "m")
+    try:
+        assert trainer.setup.options["bf16"] is False
+        assert compute_dtypes(trainer) == {"float32"}
+    finally:
+        trainer.close()
+
+
+def test_a_non_finite_bf16_step_falls_back_to_float32(tmp_path: Path, monkeypatch) -> None:
+    trainer = make_trainer(tmp_path / "m", bf16=True)
+    real_next_inputs = saehd.next_inputs
+    poisoned = {"left": 1}
+
+    def next_inputs(iteration, inputs, previous):  # the first batch holds a NaN pixel
+        inputs = dict(real_next_inputs(iteration, inputs, previous))
+        if poisoned["left"]:
+            poisoned["left"] -= 1
+            inputs["warped_src"] = inputs["warped_src"].copy()
+            inputs["warped_src"][0, 0, 0, 0] = np.nan
+        return inputs
+
+    monkeypatch.setattr(saehd, "next_inputs", next_inputs)
+    try:
+        before = weights(trainer)
+        trainer.train_one()
+        # bf16 is off, for good, and the step done again in float32 (still NaN: skipped)
+        assert trainer.setup.options["bf16"] is False
+        assert compute_dtypes(trainer) == {"float32"}
+        assert any("bf16 is now off" in m for m in trainer.take_messages())
+        assert trainer.take_messages() == []
+        assert trainer.last_step_skipped and trainer.iteration == 0
+        after = weights(trainer)
+        assert all(np.array_equal(a, b) for a, b in zip(before, after, strict=True))
+        _ms, losses = trainer.train_one()  # training goes on in float32
+        assert all(np.isfinite(losses)) and trainer.iteration == 1
+        assert trainer.state().options["bf16"] is False  # saved with the model
+    finally:
+        trainer.close()
