@@ -7,10 +7,20 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 python3 -m pip install -q -e ".[test]"
 python3 -m ruff check dfl models tests bench
+# DeepFaceLive pins onnxruntime 1.15.1 (wheels for Python <= 3.11): exported .dfm files are
+# checked there too, in a separate environment (tests/test_export_ort115.py).
+if python3 -c 'import sys; sys.exit(sys.version_info >= (3, 12))'; then
+  if [ ! -x .ort115/bin/python ]; then
+    python3 -m venv .ort115 && .ort115/bin/pip install -q onnxruntime==1.15.1 "numpy<2"
+  fi
+  export DFL_ORT115_PYTHON="$PWD/.ort115/bin/python"
+else
+  echo "note: Python >= 3.12 has no onnxruntime 1.15.1; the DeepFaceLive-runtime check is skipped"
+fi
 KERAS_BACKEND=tensorflow python3 -m pytest -q "$@"
 BACKEND_TESTS=(
   tests/test_nn.py tests/test_losses.py tests/test_optimizers.py tests/test_quick96.py
-  tests/test_saehd_train.py
+  tests/test_saehd_train.py tests/test_precision.py
   tests/test_e2e_terminal.py::test_piped_input_takes_defaults_and_exits_at_target
 )
 for backend in jax torch; do
