@@ -85,6 +85,52 @@ def _add_list_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_run_list)
 
 
+def _add_export_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "export",
+        help="export a saved model to DeepFaceLive's .dfm (ONNX)",
+        description="Export a saved model to DeepFaceLive's .dfm (ONNX), checked with "
+        "onnxruntime before it is reported written. Asks for the model (the train menu) and "
+        "'Export quantized?' unless given by flags.",
+    )
+    p.add_argument("--model", help="model type: SAEHD, AMP or Quick96 (asked if omitted)")
+    p.add_argument("--name", help="name of the saved model (menu if omitted)")
+    p.add_argument("--workspace", type=Path, help="workspace folder (default: ./workspace)")
+    p.add_argument("--model-dir", type=Path, help="folder holding the saved models")
+    p.add_argument("--force-model-name", help="same as --name (DeepFaceLab's flag)")
+    p.add_argument(
+        "--backend", choices=BACKENDS, help="Keras backend (default: KERAS_BACKEND or tensorflow)"
+    )
+    p.add_argument(
+        "--output",
+        type=Path,
+        metavar="FILE",
+        help="the .dfm to write (default: <name>_<Model>_model.dfm inside the model's folder, "
+        "DeepFaceLab's file name; a folder gets that file name)",
+    )
+    p.add_argument(
+        "--quantize",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="store conv weights as float16, about half the size (asked if omitted; default no)",
+    )
+    p.set_defaults(func=_run_export)
+
+
+def _add_import_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "import",
+        help="import a DeepFaceLab model (<name>_<Class>_data.dat + .npy files) to train it here",
+        description="Import a model DeepFaceLab trained (SAEHD, AMP, Quick96) from its model "
+        "folder into this project's format, in the same folder. DFL's files are left untouched.",
+    )
+    p.add_argument("--model-dir", type=Path, required=True, help="folder with DFL's model files")
+    p.add_argument("--model", help="model class to import: SAEHD, AMP or Quick96")
+    p.add_argument("--force-model-name", help="name of the DFL model (when there are several)")
+    p.add_argument("--new-name", help="name of the imported model (default: the DFL name)")
+    p.set_defaults(func=_run_import)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="dfl", description="Face-swap model trainer (SAEHD, AMP, Quick96)."
@@ -94,6 +140,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_train_parser(sub)
     _add_demo_parser(sub)
     _add_list_parser(sub)
+    _add_import_parser(sub)
+    _add_export_parser(sub)
     from dfl.ui import bench
 
     bench.add_parser(sub)
@@ -137,10 +185,22 @@ def _run_list(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _run_import(args: argparse.Namespace) -> int:
+    from dfl.ui.importer import run_import
+
+    return run_import(args)
+
+
 def _run_train(args: argparse.Namespace) -> int:
     from dfl.ui.startup import train
 
     return train(args)
+
+
+def _run_export(args: argparse.Namespace) -> int:
+    from dfl.ui.export import export
+
+    return export(args)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -22,6 +22,7 @@ PrintFn = Callable[..., None]
 DEFAULT_NEW_NAME = "new"
 CPU = "cpu"
 MENU_HEADER = "Choose one of saved models, or enter a name to create a new model."
+MENU_HEADER_SAVED_ONLY = "Choose one of saved models."  # when no new model may be made
 MENU_PROMPT = " : "
 RENAME_KEY = "r"
 DELETE_KEY = "d"
@@ -29,6 +30,7 @@ NO_MODELS_PROMPT = f"[{DEFAULT_NEW_NAME}] No saved models found. Enter a name of
 RENAME_WHICH_PROMPT = "Enter the name of the model you want to rename : "
 RENAME_NEW_PROMPT = "Enter new name of the model : "
 DELETE_WHICH_PROMPT = "Enter the name of the model you want to delete : "
+DFL_MODEL_SUFFIX = " - DFL model (choose it to import)"
 DEVICE_HEADER = "Choose one or several GPU idxs (separated by comma)."
 DEVICE_PROMPT = "Which GPU indexes to choose? : "
 
@@ -68,12 +70,19 @@ def _find(models: Sequence[ModelEntry], text: str) -> ModelEntry | None:
     return next((entry for entry in models if entry.name.casefold() == folded), None)
 
 
-def _confirm(question: str, input_fn: InputFn, print_fn: PrintFn) -> bool:
-    """A y/n question that defaults to no (also when the input has ended)."""
+def _find_name(names: Sequence[str], text: str) -> str | None:
+    """A name from `names`: exact first, then ignoring case."""
+    if text in names:
+        return text
+    return next((name for name in names if name.casefold() == text.casefold()), None)
+
+
+def _confirm(question: str, input_fn: InputFn, print_fn: PrintFn, default: bool = False) -> bool:
+    """A y/n question that takes `default` (no unless told) on Enter or when the input has ended."""
     while True:
-        answer = _read(input_fn, f"[n] {question} ( y/n ) : ")
+        answer = _read(input_fn, f"[{'y' if default else 'n'}] {question} ( y/n ) : ")
         if not answer:
-            return False
+            return default
         if answer.lower() in TRUE_WORDS:
             return True
         if answer.lower() in FALSE_WORDS:
@@ -165,8 +174,8 @@ def _delete(
     print_fn(f"Deleted {entry.name!r}.")
 
 
-def _print_menu(models: Sequence[ModelEntry], print_fn: PrintFn) -> None:
-    print_fn(MENU_HEADER)
+def _print_menu(models: Sequence[ModelEntry], print_fn: PrintFn, header: str) -> None:
+    print_fn(header)
     print_fn(f"[{RENAME_KEY}] : rename")
     print_fn(f"[{DELETE_KEY}] : delete")
     print_fn("")
@@ -179,38 +188,63 @@ def choose_model(
     model_type: str,
     input_fn: InputFn = input,
     print_fn: PrintFn = print,
+    *,
+    allow_new: bool = True,
+    dfl_models: Callable[[], Sequence[str]] | None = None,
 ) -> str:
     """DFL's saved-model menu; returns the chosen name (an existing model or a new one).
 
     Enter = newest; a number = that index; `r` / `d` = rename / delete; other text = a model
     name. Invalid answers re-ask with a reason; at end of input the newest model (or "new") is
-    taken and the user told so.
+    taken and the user told so. With allow_new=False (export) only saved models are accepted,
+    and WorkspaceError is raised when there are none.
+
+    `dfl_models` lists DeepFaceLab models that can be imported; they are shown after the saved
+    models, and choosing one asks whether to import it (default yes): yes returns its name.
     """
+    header = MENU_HEADER if allow_new else MENU_HEADER_SAVED_ONLY
     while True:
         models = list_models(model_dir, model_type)
-        if not models:
+        dfl = list(dfl_models()) if dfl_models is not None else []
+        if not models and not dfl:
+            if not allow_new:
+                raise WorkspaceError(f"no saved {model_type} models in {model_dir}")
             return _ask_new_name(input_fn, print_fn)
-        _print_menu(models, print_fn)
+        _print_menu(models, print_fn, header)
+        for offset, dfl_name in enumerate(dfl):
+            print_fn(f"[{len(models) + offset}] : {dfl_name}{DFL_MODEL_SUFFIX}")
         while True:
             answer = _read(input_fn, MENU_PROMPT)
-            if answer is None:
+            if answer is None and models:
                 print_fn(f"input closed: using the newest model {models[0].name!r}")
                 return models[0].name
             if not answer:
-                return models[0].name
+                if models:
+                    return models[0].name
+                answer = "0"  # only DFL models are listed: the first one is offered
             if answer in (RENAME_KEY, DELETE_KEY):
                 flow = _rename if answer == RENAME_KEY else _delete
                 flow(model_dir, model_type, models, input_fn, print_fn)
                 break  # list the models again
             index = _parse_int(answer)
-            if index is not None:
-                if 0 <= index < len(models):
-                    return models[index].name
-                print_fn(f"No model [{index}]: enter an index from 0 to {len(models) - 1}.")
+            if index is not None and 0 <= index < len(models):
+                return models[index].name
+            if index is not None and not 0 <= index - len(models) < len(dfl):
+                last = len(models) + len(dfl) - 1
+                print_fn(f"No model [{index}]: enter an index from 0 to {last}.")
                 continue
-            entry = _find(models, answer)
+            entry = _find(models, answer) if index is None else None
             if entry is not None:
                 return entry.name
+            picked = dfl[index - len(models)] if index is not None else _find_name(dfl, answer)
+            if picked is not None:
+                if _confirm(f"Import DFL model '{picked}'?", input_fn, print_fn, default=True):
+                    return picked
+                print_fn("Not imported.")
+                break  # list the models again
+            if not allow_new:
+                print_fn(f"No saved {model_type} model {answer!r}.")
+                continue
             reason = validate_name(answer)
             if reason is None:
                 return answer
