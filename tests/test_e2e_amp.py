@@ -6,6 +6,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from dfl.models.amp_options import option_table
@@ -117,3 +118,23 @@ def test_amp_create_train_exit_override_resume(demo_workspace: Path, tmp_path: P
     assert state["iteration"] == resumed_to > first
     assert state["options"]["batch_size"] == 3
     assert state["options"]["morph_factor"] == 0.3
+
+    # Export for DeepFaceLive through the terminal: Enter at "Export quantized?" (no).
+    output = tmp_path / "tiny_AMP.dfm"
+    export = [*DFL, "export", "--workspace", str(workspace), "--model", "AMP"]
+    session = TmuxSession([*export, "--name", "tiny", "--output", str(output)], tmp_path, _env())
+    try:
+        session.wait_for(r"Export quantized\? \( y/n \?:help \) :", 120)
+        session.send("Enter")
+        assert session.exit_code(EXIT_TIMEOUT_S) == 0
+        assert "Verified" in session.screen()
+    finally:
+        session.close()
+    from dfl.export.verify import check_inputs, open_session, run
+
+    dfm = open_session(output)
+    info = check_inputs(dfm.get_inputs())  # DeepFaceLive's own checks
+    assert (info.resolution, info.has_morph) == (64, True)
+    face = np.full((1, 64, 64, 3), 0.5, np.float32)
+    mask, swapped, swapped_mask = run(dfm, info, face, morph=0.75)
+    assert swapped.shape == (1, 64, 64, 3) and mask.shape == swapped_mask.shape == (1, 64, 64, 1)
