@@ -228,6 +228,25 @@ def test_df_networks_match_a_hand_computation(imported) -> None:
     np.testing.assert_allclose(ours_rgb, rgb, rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(ours_mask, mask, rtol=1e-4, atol=1e-5)
 
+    # Exported equals imported: the .dfm of the imported model computes DFL's df export graph
+    # (swap = decoder_src on the code, face mask = decoder_dst's mask), here from DFL's files.
+    dst = read_weights(files.part_path("decoder_dst"))
+    m = y
+    for i in range(4):
+        w, b = dst[f"upscalem{i}/conv1/weight:0"], dst[f"upscalem{i}/conv1/bias:0"]
+        m = _depth_to_space(_lrelu(_conv(m, w, b, 1), 0.1))
+    face_mask = 1.0 / (
+        1.0 + np.exp(-_conv(m, dst["out_convm/weight:0"], dst["out_convm/bias:0"], 1))
+    )
+    from dfl.export import export_saved_model, load_saved_model
+    from dfl.export.verify import check_inputs, open_session, run
+
+    result = export_saved_model(load_saved_model(report.folder), report.folder / "tiny.dfm")
+    dfm = open_session(result.path)
+    outputs = run(dfm, check_inputs(dfm.get_inputs()), image, morph=1.0)
+    for got, expected in zip(outputs, (face_mask, rgb, mask), strict=True):
+        np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5)
+
 
 # ----------------------------------------------------------------------- refused imports
 def test_hostile_payload_is_refused_and_nothing_runs(tmp_path: Path) -> None:
