@@ -13,13 +13,19 @@ from typing import Any
 
 from dfl import __version__
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 STATE_FILE = "state.json"
 
 _DEVICE = re.compile(r"^(cpu|\d+(,\d+)*)$")
 
+
+def _add_facesets(data: dict[str, Any]) -> dict[str, Any]:
+    """Schema 2 records the facesets a model was trained on; schema-1 states knew none."""
+    return {**data, "facesets": {}}
+
+
 # MIGRATIONS[n] turns a schema-n state dict into a schema-(n + 1) one.
-MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {}
+MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {1: _add_facesets}
 
 
 class StateError(Exception):
@@ -73,6 +79,7 @@ class ModelState:
     created_with: str = __version__
     created_at: str = field(default_factory=now_iso)
     saved_at: str | None = None
+    facesets: dict[str, Any] = field(default_factory=dict)  # dfl.facesetid.identities(...)
     schema_version: int = SCHEMA_VERSION
 
     def __post_init__(self) -> None:
@@ -90,6 +97,9 @@ class ModelState:
         if not isinstance(self.options, dict):
             raise StateError(f"state field 'options' must be a dict, got {self.options!r}")
         _check_plain(self.options, "options")
+        if not isinstance(self.facesets, dict):
+            raise StateError(f"state field 'facesets' must be a dict, got {self.facesets!r}")
+        _check_plain(self.facesets, "facesets")
         if self.device is not None and (
             not isinstance(self.device, str) or not _DEVICE.match(self.device)
         ):

@@ -155,6 +155,8 @@ class TrainingRunner:
         dirty = False  # trained since the last save
         first_preview_sent = False
         if reached:
+            if sched.exit_at_target:  # nobody could press Enter: there is nothing to do
+                return True
             self._preview(trainer)
             first_preview_sent = True
 

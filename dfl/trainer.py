@@ -12,7 +12,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from dfl import __version__, precision
+from dfl import __version__, facesetid, precision
 from dfl.batcher import MIB, BatchProducer
 from dfl.faceset import FaceSample
 from dfl.losshistory import LossHistory
@@ -158,6 +158,7 @@ class Trainer:
         self._bad_steps = 0
         self._unsaved_losses: list[tuple[float, ...]] = []
         self.last_wait_ms = 0.0  # of the last iteration, spent waiting for a batch
+        self._facesets = facesetid.identities(setup.src, setup.dst)  # saved with the state
         self.created_at = setup.loaded.state.created_at if setup.loaded is not None else _now_iso()
 
     def _make_step(self) -> Any:
@@ -284,6 +285,7 @@ class Trainer:
             created_with=__version__,
             created_at=self.created_at,
             saved_at=_now_iso(),
+            facesets=self._facesets,
         )
 
     def summary(self) -> str:

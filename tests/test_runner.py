@@ -125,6 +125,13 @@ def test_target_iteration_stops_headless(tmp_path: Path) -> None:
     timed = [e.text for e in events if isinstance(e, Message) and "after launch" in e.text]
     assert len(timed) == 1 and timed[0].startswith("First iteration done")
 
+    # Started again already at the target, with nobody to press Enter: it ends at once.
+    setup.loaded = ModelStore(tmp_path / "t_Quick96").load()
+    runner = TrainingRunner(lambda: Trainer(setup), Schedule(target_iter=3, exit_at_target=True))
+    runner.start()
+    events = run_until(runner, lambda e: isinstance(e, Stopped))
+    assert events[-1].iteration == 3 and not any(isinstance(e, Step) for e in events)
+
 
 def test_a_failing_trainer_reports_instead_of_hanging(tmp_path: Path) -> None:
     def broken() -> Trainer:

@@ -148,21 +148,31 @@ def test_state_newer_schema_refused() -> None:
 
 def test_state_migration(monkeypatch: pytest.MonkeyPatch) -> None:
     old = make_state().to_dict()
-    old["iter"] = old.pop("iteration")  # pretend schema 1 called it "iter"
+    old["iter"] = old.pop("iteration")  # pretend the current schema called it "iter"
 
     def one_to_two(d: dict) -> dict:
         d["iteration"] = d.pop("iter")
         return d
 
-    monkeypatch.setattr(modelstate, "SCHEMA_VERSION", 2)
-    monkeypatch.setattr(modelstate, "MIGRATIONS", {1: one_to_two})
+    current = modelstate.SCHEMA_VERSION
+    old["schema_version"] = current
+    monkeypatch.setattr(modelstate, "SCHEMA_VERSION", current + 1)
+    monkeypatch.setattr(modelstate, "MIGRATIONS", {current: one_to_two})
     migrated = ModelState.from_json(json.dumps(old))
     assert migrated.iteration == 100
-    assert migrated.schema_version == 2
+    assert migrated.schema_version == current + 1
 
     monkeypatch.setattr(modelstate, "MIGRATIONS", {})
-    with pytest.raises(StateError, match="no migration from state schema 1"):
+    with pytest.raises(StateError, match=f"no migration from state schema {current}"):
         ModelState.from_json(json.dumps(old))
+
+
+def test_schema_1_states_load_without_faceset_records():
+    old = make_state().to_dict()
+    old["schema_version"] = 1
+    del old["facesets"]
+    state = ModelState.from_json(json.dumps(old))
+    assert state.facesets == {} and state.schema_version == modelstate.SCHEMA_VERSION
 
 
 # ------------------------------------------------------------------ save / load

@@ -279,6 +279,11 @@ def _train_locked(
                 spec, name, loaded.state.iteration if loaded else 0, options, device_lines
             )
         )
+        if loaded is not None:  # a reused model: say when it meets faces it was not trained on
+            from dfl.facesetid import differences, identities
+
+            for line in differences(loaded.state.facesets, identities(src, dst)):
+                text.note(line)
         if device == "cpu":
             text.warn(
                 "Training runs on the CPU: expect about a second or more per iteration. "

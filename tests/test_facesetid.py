@@ -1,0 +1,51 @@
+"""The facesets a model was trained on are recorded with it; a resumed model meeting other faces
+says so at start-up."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from dfl.faceset import FaceSample
+from dfl.facesetid import differences, identities, identity
+from tests.test_e2e_terminal import _current_state, _run
+from tests.test_e2e_terminal import demo_workspace as demo_workspace  # the fixture
+
+
+def samples(folder: str, *names: str) -> list[FaceSample]:
+    return [FaceSample(Path(folder) / n, (8, 8), None, None) for n in names]
+
+
+def test_identity_depends_on_the_file_names_not_their_order() -> None:
+    a = identity(samples("/x", "1.jpg", "2.jpg"))
+    assert a == identity(samples("/x", "2.jpg", "1.jpg"))
+    assert a["count"] == 2 and a["folder"] == "/x"
+    assert a["fingerprint"] != identity(samples("/x", "1.jpg", "3.jpg"))["fingerprint"]
+
+
+def test_differences_name_the_side_that_changed() -> None:
+    stored = identities(samples("/s", "1.jpg"), samples("/d", "1.jpg"))
+    assert differences(stored, stored) == []
+    assert differences({}, stored) == []  # a model saved before dfl recorded its facesets
+    (line,) = differences(stored, identities(samples("/s", "1.jpg"), samples("/e", "2.jpg")))
+    assert line.startswith("The dst faceset differs") and "1 faces in /e" in line
+
+
+def test_a_reused_model_says_its_faces_changed(demo_workspace: Path, tmp_path: Path) -> None:
+    workspace = tmp_path / "workspace"
+    shutil.copytree(demo_workspace, workspace)
+    train = ["train", "--workspace", str(workspace), "--no-preview", "--opt", "target_iter=1"]
+    first = _run(train, tmp_path)
+    assert first.returncode == 0, first.stdout + first.stderr
+    state = _current_state(workspace / "model" / "new_Quick96")
+    assert state["facesets"]["dst"]["count"] == len(
+        list((workspace / "data_dst/aligned").glob("*"))
+    )
+    other = tmp_path / "other_dst"
+    shutil.copytree(workspace / "data_dst" / "aligned", other)
+    next(iter(sorted(other.iterdir()))).unlink()  # one face fewer
+    again = _run([*train, "--training-data-dst-dir", str(other)], tmp_path)
+    assert again.returncode == 0, again.stdout + again.stderr
+    said = again.stdout + again.stderr
+    assert "The dst faceset differs from the one this model was trained on" in said
+    assert "The src faceset differs" not in said
