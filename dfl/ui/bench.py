@@ -62,6 +62,7 @@ def run(args: argparse.Namespace) -> int:
         key: value
         for key, value in (
             ("iterations", args.iterations),
+            ("step_repeats", args.iterations),  # the step alone as often as the iterations
             ("warmup", args.warmup),
             ("workers", args.workers or default_workers()),
         )
