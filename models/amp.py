@@ -38,12 +38,19 @@ from dfl.models.amp_options import display_overrides as display_overrides
 from dfl.models.amp_options import option_table as option_table
 from dfl.models.amp_options import preview_history_every as preview_history_every
 from dfl.models.amp_options import summary_options as summary_options
-from dfl.models.saehd import GAN_NETWORK, GAN_SHAPE_OPTIONS, OPTIMIZER_KEYS, Training
+from dfl.models.saehd import (
+    GAN_NETWORK,
+    Training,
+    assemble_training,
+    build_gan,
+    gan_changes,
+    gan_group,
+    generator_group,
+)
 from dfl.models.saehd import batch_size as batch_size
 from dfl.optimizers import AdaBelief
 from dfl.preview import amp_pages
 
-G_GROUP, GAN_GROUP = "src_dst", "GAN"
 TRAINED_NETWORKS = ("encoder", "decoder")  # the inters stay at their random initial weights
 FROZEN_NETWORKS = ("inter_src", "inter_dst")
 MORPH_SEED_KEY = 0xA3F  # spawn key of the morph-mask stream (numpy SeedSequence)
@@ -196,42 +203,19 @@ def make_compute_losses(
 def make_training(options: Mapping[str, Any], model: AMPAutoencoder) -> Training:
     """The loss groups of one AMP iteration (numerics.md §4): the generator (`src_dst`: encoder
     and decoder), then the patch GAN (`GAN`) when gan_power > 0, each with its own AdaBelief."""
-    from dfl.backend.multistep import LossGroup
-    from dfl.discriminators import build_unet_patch_discriminator
-
     o = full_options(options)
     config = amp_losses.AMPLossConfig.from_options(o)
     networks: dict[str, Any] = {}
     gan = None
     if config.trains_gan:
-        gan = build_unet_patch_discriminator(
-            int(o["gan_patch_size"]),
-            base_ch=int(o["gan_dims"]),
-            resolution=int(o["resolution"]),
-            name=GAN_NETWORK,
-        )
-        networks[GAN_NETWORK] = gan
+        gan = networks[GAN_NETWORK] = build_gan(o)
     g_losses = make_compute_losses(o, gan)
-
-    def generator(inputs: dict, training: bool) -> dict:
-        return g_losses(model(inputs, training=training), inputs)
-
     g_vars = [v for n in TRAINED_NETWORKS for v in model.networks[n].trainable_variables]
-    optimizers = {OPTIMIZER_KEYS[G_GROUP]: make_optimizer(o, name="src_dst_opt")}
-    groups = [LossGroup(G_GROUP, g_vars, optimizers[OPTIMIZER_KEYS[G_GROUP]], generator)]
+    groups = [generator_group(model, g_vars, g_losses, make_optimizer(o, name="src_dst_opt"))]
     if gan is not None:
-
-        def gan_step(inputs: dict, training: bool) -> dict:
-            outputs = model(inputs, training=training)
-            return amp_losses.gan_discriminator_losses(gan, outputs, inputs, config)
-
         opt = make_optimizer(o, name="GAN_opt")
-        optimizers[OPTIMIZER_KEYS[GAN_GROUP]] = opt
-        groups.append(LossGroup(GAN_GROUP, gan.trainable_variables, opt, gan_step))
-    for group in groups:
-        if not group.optimizer.built:
-            group.optimizer.build(list(group.variables))
-    return Training(groups, networks, optimizers, [model, *networks.values()])
+        groups.append(gan_group(gan, model, amp_losses.gan_discriminator_losses, config, opt))
+    return assemble_training(groups, networks, model)
 
 
 def fresh_on_resume(
@@ -239,11 +223,5 @@ def fresh_on_resume(
 ) -> tuple[set[str], bool, list[str]]:
     """What a resume must not load: a changed gan_patch_size or gan_dims re-initialises the GAN
     and its optimizer (numerics.md §4); AMP never restarts its iteration count."""
-    fresh: set[str] = set()
-    notes: list[str] = []
-    if float(options.get("gan_power", 0.0)) > 0.0 and float(stored.get("gan_power", 0.0)) > 0.0:
-        changed = [k for k in GAN_SHAPE_OPTIONS if stored.get(k) != options.get(k)]
-        if changed:
-            fresh.update({GAN_NETWORK, OPTIMIZER_KEYS[GAN_GROUP]})
-            notes.append(f"{', '.join(changed)} changed: the GAN starts afresh.")
+    fresh, notes = gan_changes(stored, options)
     return fresh, False, notes

@@ -251,13 +251,77 @@ def _gan_dims(options: Mapping[str, Any]) -> int:
     return int(options.get("gan_dims", 16))
 
 
+# Shared with AMP, whose generator and GAN groups are built the same way.
+def build_gan(options: Mapping[str, Any]) -> Any:
+    """The UNet patch discriminator of these options (gan_patch_size, gan_dims, resolution)."""
+    from dfl.discriminators import build_unet_patch_discriminator
+
+    return build_unet_patch_discriminator(
+        int(options["gan_patch_size"]),
+        base_ch=_gan_dims(options),
+        resolution=int(options["resolution"]),
+        name=GAN_NETWORK,
+    )
+
+
+def generator_group(
+    model: Any, variables: list[Any], compute_losses: Callable[[dict, dict], dict], optimizer: Any
+) -> Any:
+    """The `src_dst` loss group: the autoencoder's losses on its own outputs."""
+    from dfl.backend.multistep import LossGroup
+
+    def generator(inputs: dict, training: bool) -> dict:
+        return compute_losses(model(inputs, training=training), inputs)
+
+    return LossGroup(G_GROUP, variables, optimizer, generator)
+
+
+def gan_group(
+    gan: Any, model: Any, discriminator_losses: Callable[..., dict], config: Any, optimizer: Any
+) -> Any:
+    """The `GAN` loss group: `discriminator_losses(gan, outputs, inputs, config)` on the
+    autoencoder's outputs, training the discriminator only."""
+    from dfl.backend.multistep import LossGroup
+
+    def gan_step(inputs: dict, training: bool) -> dict:
+        outputs = model(inputs, training=training)
+        return discriminator_losses(gan, outputs, inputs, config)
+
+    return LossGroup(GAN_GROUP, gan.trainable_variables, optimizer, gan_step)
+
+
+def assemble_training(groups: list[Any], networks: dict[str, Any], model: Any) -> Training:
+    """Training from its groups in step order: each optimizer built for its group's variables
+    and saved under the group's checkpoint key."""
+    for group in groups:
+        if not group.optimizer.built:
+            group.optimizer.build(list(group.variables))
+    optimizers = {OPTIMIZER_KEYS[group.name]: group.optimizer for group in groups}
+    return Training(groups, networks, optimizers, [model, *networks.values()])
+
+
+def gan_changes(
+    stored: Mapping[str, Any], options: Mapping[str, Any]
+) -> tuple[set[str], list[str]]:
+    """(checkpoint keys started afresh, notes) when gan_patch_size or gan_dims changed while
+    the GAN was on before and is on now (numerics.md §4)."""
+    if float(options.get("gan_power", 0.0)) <= 0.0 or float(stored.get("gan_power", 0.0)) <= 0.0:
+        return set(), []
+    changed = [k for k in GAN_SHAPE_OPTIONS if stored.get(k) != options.get(k)]
+    if not changed:
+        return set(), []
+    return {GAN_NETWORK, OPTIMIZER_KEYS[GAN_GROUP]}, [
+        f"{', '.join(changed)} changed: the GAN starts afresh."
+    ]
+
+
 def make_training(options: Mapping[str, Any], model: SAEHDModel) -> Training:
     """The loss groups of one SAEHD iteration (numerics.md §4): the generator (`src_dst`), then
     the true-face code discriminator (`D_code`, df with true_face_power, not pretraining), then
     the patch GAN (`GAN`, gan_power > 0, not pretraining); each with its own optimizer
     (optimizer_settings, own counters)."""
     from dfl.backend.multistep import LossGroup
-    from dfl.discriminators import build_code_discriminator, build_unet_patch_discriminator
+    from dfl.discriminators import build_code_discriminator
 
     o = effective_options(full_options(options))
     config = saehd_losses.LossConfig.from_options(o)
@@ -268,21 +332,10 @@ def make_training(options: Mapping[str, Any], model: SAEHDModel) -> Training:
         code = build_code_discriminator(int(code_shape[-1]), int(code_shape[1]))
         networks[CODE_DISCRIMINATOR] = code
     if config.trains_gan:
-        gan = build_unet_patch_discriminator(
-            int(o["gan_patch_size"]),
-            base_ch=_gan_dims(o),
-            resolution=int(o["resolution"]),
-            name=GAN_NETWORK,
-        )
-        networks[GAN_NETWORK] = gan
+        gan = networks[GAN_NETWORK] = build_gan(o)
     g_losses = make_compute_losses(o, gan, code)
-
-    def generator(inputs: dict, training: bool) -> dict:
-        return g_losses(model(inputs, training=training), inputs)
-
     g_vars = [v for n in trained_networks(o) for v in model.networks[n].trainable_variables]
-    optimizers = {OPTIMIZER_KEYS[G_GROUP]: make_optimizer(o, name="src_dst_opt")}
-    groups = [LossGroup(G_GROUP, g_vars, optimizers[OPTIMIZER_KEYS[G_GROUP]], generator)]
+    groups = [generator_group(model, g_vars, g_losses, make_optimizer(o, name="src_dst_opt"))]
 
     if code is not None and config.trains_code_discriminator:
 
@@ -294,23 +347,12 @@ def make_training(options: Mapping[str, Any], model: SAEHDModel) -> Training:
             return saehd_losses.code_discriminator_losses(code, outputs)
 
         opt = make_optimizer(o, name="D_code_opt")
-        optimizers[OPTIMIZER_KEYS[D_CODE_GROUP]] = opt
         groups.append(LossGroup(D_CODE_GROUP, code.trainable_variables, opt, code_step))
 
     if gan is not None:
-
-        def gan_step(inputs: dict, training: bool) -> dict:
-            outputs = model(inputs, training=training)
-            return saehd_losses.gan_discriminator_losses(gan, outputs, inputs, config)
-
         opt = make_optimizer(o, name="GAN_opt")
-        optimizers[OPTIMIZER_KEYS[GAN_GROUP]] = opt
-        groups.append(LossGroup(GAN_GROUP, gan.trainable_variables, opt, gan_step))
-
-    for group in groups:
-        if not group.optimizer.built:
-            group.optimizer.build(list(group.variables))
-    return Training(groups, networks, optimizers, [model, *networks.values()])
+        groups.append(gan_group(gan, model, saehd_losses.gan_discriminator_losses, config, opt))
+    return assemble_training(groups, networks, model)
 
 
 def fresh_on_resume(
@@ -332,9 +374,5 @@ def fresh_on_resume(
             "Pretraining switched off: the iteration count restarts at 0 and "
             f"{', '.join(inters)} start afresh."
         )
-    if float(options.get("gan_power", 0.0)) > 0.0 and float(stored.get("gan_power", 0.0)) > 0.0:
-        changed = [k for k in GAN_SHAPE_OPTIONS if stored.get(k) != options.get(k)]
-        if changed:
-            fresh.update({GAN_NETWORK, OPTIMIZER_KEYS[GAN_GROUP]})
-            notes.append(f"{', '.join(changed)} changed: the GAN starts afresh.")
-    return fresh, reset, notes
+    gan_fresh, gan_notes = gan_changes(stored, options)
+    return fresh | gan_fresh, reset, notes + gan_notes
