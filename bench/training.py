@@ -67,3 +67,37 @@ def train(
         finally:
             trainer.close()
     return run
+
+
+WARMUP_ITERS = 5  # DFL's median skips the first 5 iterations too
+
+
+def compare_with_dfl(model: str, configs: dict[str, tuple[dict[str, str], float]], doc: str) -> int:
+    """The command line of the per-model CPU benchmarks: train each config (name: (options,
+    DFL's ms per iteration on 2 cores)) and print one JSON line next to DFL's figure."""
+    import argparse
+    import json
+    import os
+    import statistics
+
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--iterations", type=int, default=15)
+    parser.add_argument("--backend", default=os.environ.get("KERAS_BACKEND", "tensorflow"))
+    parser.add_argument("--config", choices=sorted(configs), action="append")
+    args = parser.parse_args()
+    for name in args.config or configs:
+        overrides, dfl_ms = configs[name]
+        run = train(model, overrides, args.iterations, args.backend)
+        median_ms = statistics.median(run.ms[WARMUP_ITERS:] or run.ms)
+        line = {
+            "config": name,
+            "backend": args.backend,
+            "iterations": args.iterations,
+            "first_iteration_s": round(run.first_iteration_s, 1),
+            "median_ms_per_iter": round(median_ms, 1),
+            "dfl_ms_per_iter": dfl_ms,
+            "speed_vs_dfl": round(dfl_ms / median_ms, 3),  # > 1: faster than DFL
+            "load_avg": os.getloadavg()[0],
+        }
+        print(json.dumps(line), flush=True)
+    return 0
