@@ -13,8 +13,9 @@ import pytest
 from dfl import batcher as B
 from dfl import landmarks as L
 from dfl.augment import AugmentConfig
-from dfl.batcher import Batch, BatchError, BatchProducer, EpochSampler, ImageCache, YawSampler
+from dfl.batcher import Batch, BatchError, BatchProducer, EpochSampler, YawSampler
 from dfl.faceset import FaceSample, FacesetError, load_faceset
+from dfl.imagecache import ImageCache
 
 FACESET = Path(__file__).parent / "data" / "dfl-faceset"
 RES = 64
