@@ -31,15 +31,13 @@ def train(
     backend.import_keras(backend_name)
     from dfl.demo import make_demo_facesets
     from dfl.faceset import load_faceset
-    from dfl.options import COMMON_OPTIONS, resolve_options
+    from dfl.options import model_option_table, resolve_options
     from dfl.registry import load
     from dfl.state import ModelStore
     from dfl.trainer import Trainer, TrainingSetup
 
     spec = load(model)
-    table = spec.option_table(None) if hasattr(spec, "option_table") else None
-    table = tuple(table) if table is not None else COMMON_OPTIONS + tuple(spec.OPTIONS)
-    options = resolve_options(table, overrides=overrides).options
+    options = resolve_options(model_option_table(spec), overrides=overrides).options
     with tempfile.TemporaryDirectory() as tmp:
         workspace = Path(tmp) / "workspace"
         src_dir, dst_dir = make_demo_facesets(workspace, count=FACES_PER_SIDE, seed=seed)

@@ -214,12 +214,10 @@ def _pipeline_rate(trainer: Any, batches: int, workers: int) -> float:
 
 
 def _options_for(case: Case, quick: bool, precision: str = "fp32") -> dict[str, Any]:
-    from dfl.options import COMMON_OPTIONS, resolve_options
+    from dfl.options import model_option_table, resolve_options
     from dfl.registry import load
 
-    spec = load(case.model)
-    table = spec.option_table(None) if hasattr(spec, "option_table") else None
-    table = tuple(table) if table is not None else COMMON_OPTIONS + tuple(spec.OPTIONS)
+    table = model_option_table(load(case.model))
     overrides = {**(case.quick_options if quick else case.options), "bf16": precision == "bf16"}
     return resolve_options(table, overrides=overrides).options
 

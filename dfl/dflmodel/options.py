@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from types import ModuleType
 from typing import Any
 
-from dfl.options import COMMON_OPTIONS, Option, resolve_options
+from dfl.options import Option, model_option_table, resolve_options
 
 # Old DFL versions stored lr_dropout as a bool; DFL itself maps it to its choices.
 LR_DROPOUT_FROM_BOOL = {True: "y", False: "n"}
@@ -18,9 +18,7 @@ NOT_STORED = " was not stored with the model; using "  # dfl.options.resolve_opt
 
 def option_table(spec: ModuleType) -> tuple[Option, ...]:
     """The model's whole option table, as `dfl train` uses it (CPU batch-size suggestion)."""
-    if hasattr(spec, "option_table"):
-        return tuple(spec.option_table(None))
-    return COMMON_OPTIONS + tuple(spec.OPTIONS)
+    return model_option_table(spec)
 
 
 def convert_options(

@@ -189,7 +189,7 @@ def _train_locked(
     (`pending_import`) is imported once the device is chosen, then resumed."""
     from dfl import backend
     from dfl.cli import EXIT_FAILED, EXIT_OK, UserError
-    from dfl.options import COMMON_OPTIONS, parse_assignments, resolve_options
+    from dfl.options import model_option_table, parse_assignments, resolve_options
     from dfl.registry import load as load_model
     from dfl.ui.prompts import answer_from_console, override_gate
 
@@ -218,10 +218,7 @@ def _train_locked(
             loaded = store.load()
         spec = load_model(model_type)
 
-        if hasattr(spec, "option_table"):
-            table = tuple(spec.option_table(gpu_memory))  # SAEHD: device-aware batch default
-        else:
-            table = COMMON_OPTIONS + tuple(spec.OPTIONS)
+        table = model_option_table(spec, gpu_memory)  # SAEHD: device-aware batch default
         ask_changeable = False
         if loaded is not None and spec.ASKS_OPTIONS:
             ask_changeable = args.override or override_gate()
