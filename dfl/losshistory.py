@@ -98,6 +98,12 @@ class LossHistory:
     def pending_rows(self) -> int:
         return self._pending_rows
 
+    def pending(self) -> np.ndarray:
+        """The rows appended since the last flush, shape (n, k)."""
+        if not self._pending:
+            return np.empty((0, self.k), ROW_DTYPE)
+        return np.concatenate(self._pending)
+
     def __len__(self) -> int:
         return self._durable_rows + self._pending_rows
 

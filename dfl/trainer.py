@@ -156,7 +156,6 @@ class Trainer:
         self.preview_inputs = self._initial_preview_inputs(setup.loaded)
         self.last_inputs: dict[str, np.ndarray] | None = None
         self._bad_steps = 0
-        self._unsaved_losses: list[tuple[float, ...]] = []
         self.last_wait_ms = 0.0  # of the last iteration, spent waiting for a batch
         self._facesets = facesetid.identities(setup.src, setup.dst)  # saved with the state
         self.created_at = setup.loaded.state.created_at if setup.loaded is not None else _now_iso()
@@ -265,7 +264,6 @@ class Trainer:
         self.last_inputs = inputs
         self.iteration += 1
         self.history.append(np.asarray([losses], dtype=np.float32))
-        self._unsaved_losses.append(losses)
         return elapsed_ms, losses
 
     @property
@@ -306,12 +304,14 @@ class Trainer:
         for key, optimizer in self.optimizers.items():
             arrays[key] = weights_to_arrays(optimizer.variables)
         arrays[PREVIEW_SAMPLES_KEY] = self.preview_inputs
+        since_last_save = self.history.pending()  # the losses of the iterations since then
+        means: tuple[float, ...] = ()  # none when nothing was trained since the last save
+        if len(since_last_save):
+            means = tuple(float(m) for m in since_last_save.mean(axis=0, dtype=np.float64))
         rows = self.history.flush()
         path = self.setup.store.save(
             self.state(), arrays, summary_text=self.summary(), loss_rows=rows, progress=progress
         )
-        means = tuple(float(np.mean(col)) for col in zip(*self._unsaved_losses, strict=True))
-        self._unsaved_losses.clear()
         return str(path), means
 
     def backup(self, keep: int) -> str:

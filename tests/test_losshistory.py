@@ -197,3 +197,13 @@ def test_flush_is_fsynced(path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     h.append(rows(0, 2))
     h.flush()
     assert size_for(2) in synced
+
+
+def test_pending_rows_are_those_since_the_last_flush(tmp_path):
+    history = LossHistory.open(tmp_path / "h.f32", 2)
+    assert history.pending().shape == (0, 2)
+    history.append(np.array([[1.0, 2.0]], np.float32))
+    history.append(np.array([[3.0, 4.0]], np.float32))
+    np.testing.assert_array_equal(history.pending(), [[1.0, 2.0], [3.0, 4.0]])
+    history.flush()
+    assert history.pending().shape == (0, 2)
