@@ -29,12 +29,12 @@ def train(
     if "keras" not in sys.modules:  # the device is chosen once, before Keras loads
         backend.use_device("cpu")
     backend.import_keras(backend_name)
-    from dfl.demo import make_demo_facesets
-    from dfl.faceset import load_faceset
+    from dfl.data.faceset import load_faceset
+    from dfl.demo.facesets import make_demo_facesets
+    from dfl.models.registry import load
     from dfl.options import model_option_table, resolve_options
-    from dfl.registry import load
-    from dfl.state import ModelStore
-    from dfl.trainer import Trainer, TrainingSetup
+    from dfl.store.model_store import ModelStore
+    from dfl.training.trainer import Trainer, TrainingSetup
 
     spec = load(model)
     options = resolve_options(model_option_table(spec), overrides=overrides).options

@@ -142,9 +142,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_list_parser(sub)
     _add_import_parser(sub)
     _add_export_parser(sub)
-    from dfl.ui import bench
+    from dfl.ui import bench_command
 
-    bench.add_parser(sub)
+    bench_command.add_parser(sub)
     return parser
 
 
@@ -153,9 +153,9 @@ def _workspace_root(args: argparse.Namespace) -> Path:
 
 
 def _run_demo(args: argparse.Namespace) -> int:
-    from dfl.demo import make_demo_facesets
+    from dfl.demo.facesets import make_demo_facesets
+    from dfl.store.workspace import Workspace
     from dfl.ui import text
-    from dfl.workspace import Workspace
 
     workspace = Workspace(_workspace_root(args))
     for created in workspace.ensure():
@@ -170,9 +170,9 @@ def _run_demo(args: argparse.Namespace) -> int:
 
 
 def _run_list(args: argparse.Namespace) -> int:
-    from dfl.registry import MODELS
+    from dfl.models.registry import MODELS
+    from dfl.store.workspace import Workspace, list_models
     from dfl.ui import text
-    from dfl.workspace import Workspace, list_models
 
     model_dir = args.model_dir or Workspace(_workspace_root(args)).model_dir
     found = False
@@ -186,7 +186,7 @@ def _run_list(args: argparse.Namespace) -> int:
 
 
 def _run_import(args: argparse.Namespace) -> int:
-    from dfl.ui.importer import run_import
+    from dfl.ui.import_command import run_import
 
     return run_import(args)
 
@@ -198,7 +198,7 @@ def _run_train(args: argparse.Namespace) -> int:
 
 
 def _run_export(args: argparse.Namespace) -> int:
-    from dfl.ui.export import export
+    from dfl.ui.export_command import export
 
     return export(args)
 

@@ -10,13 +10,15 @@ class UserError(Exception):
 def user_errors() -> tuple[type[BaseException], ...]:
     """The error types to report as user mistakes; imported on use so `dfl --help` stays fast."""
     from dfl.backend import BackendError
-    from dfl.batcher import BatchError
-    from dfl.dflimg import MetadataError
-    from dfl.faceset import FacesetError
+    from dfl.data.batcher import BatchError
+    from dfl.data.faceset import FacesetError
+    from dfl.data.jpeg_metadata import MetadataError
+    from dfl.models.registry import UnknownModelError
     from dfl.options import OptionError
-    from dfl.registry import UnknownModelError
-    from dfl.state import StateError  # ModelLockedError and NoUsableStateError are StateErrors
-    from dfl.workspace import WorkspaceError
+    from dfl.store.model_store import (
+        StateError,  # ModelLockedError and NoUsableStateError are StateErrors
+    )
+    from dfl.store.workspace import WorkspaceError
 
     return (
         FacesetError,

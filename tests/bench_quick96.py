@@ -25,8 +25,8 @@ def main() -> None:
     import keras
     import numpy as np
 
-    from dfl.models import quick96
-    from dfl.optimizers import RMSprop
+    from dfl.models.quick96 import model as quick96
+    from dfl.nn.optimizers import RMSprop
 
     keras.utils.set_random_seed(0)
     t0 = time.perf_counter()

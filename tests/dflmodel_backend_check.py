@@ -24,10 +24,10 @@ SEED = 0
 def _outputs(dfl_folder: Path, model_dir: Path) -> dict:
     import numpy as np
 
-    from dfl.dflmodel import find_dfl_models
-    from dfl.dflmodel.importer import import_dfl_model
-    from dfl.registry import load as load_model
-    from dfl.state import ModelStore
+    from dfl.interop.deepfacelab import find_dfl_models
+    from dfl.interop.deepfacelab.importer import import_dfl_model
+    from dfl.models.registry import load as load_model
+    from dfl.store.model_store import ModelStore
 
     (files,) = find_dfl_models(dfl_folder)
     report = import_dfl_model(files, model_dir)

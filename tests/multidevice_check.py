@@ -29,7 +29,7 @@ def _networks(module: str, options: dict) -> tuple[list[Any], Any]:
     """The networks (in weight order) and the step of `module` with these options."""
     import importlib
 
-    spec = importlib.import_module(f"dfl.models.{module}")
+    spec = importlib.import_module(f"dfl.models.{module}.model")
     if module == "quick96":
         model = spec.build(options, spec.TINY)
         step = backend.make_train_step(model, spec.compute_losses, spec.make_optimizer(options))

@@ -22,8 +22,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # dfl, without installing it
 
-from dfl.export import verify  # only numpy and onnxruntime behind it
-from dfl.export.errors import VerificationError
+from dfl.interop.deepfacelive import verify  # only numpy and onnxruntime behind it
+from dfl.interop.deepfacelive.errors import VerificationError
 
 
 def check_case(case: dict) -> float:

@@ -37,7 +37,7 @@ def main(path: str) -> None:
         weights = {k: data[k] for k in data.files if k.startswith("w_")}
         batch = {k[2:]: data[k] for k in data.files if k.startswith("b_")}
         module = str(data["model"]) if "model" in data.files else "saehd"
-    spec = importlib.import_module(f"dfl.models.{module}")
+    spec = importlib.import_module(f"dfl.models.{module}.model")
     model = spec.build(options)
     training = spec.make_training(options, model)
     for mi, net in enumerate(training.models):

@@ -12,7 +12,7 @@ from dfl import backend
 
 backend.select(None)
 
-from dfl.models import amp  # noqa: E402
+from dfl.models.amp import model as amp  # noqa: E402
 from tests.saehd_backend_check import (  # noqa: E402
     assert_backends_agree,
     run_on_every_backend,

@@ -1,6 +1,6 @@
 """The AMP model (numerics.md §1.4, §2.2, §3, §4; behaviour.md §4.11): network shapes and the
 parameter count, morph mixing, the losses against numpy, the frozen inters, the GAN group, the
-previews and a tiny headless train/save/resume through dfl.trainer."""
+previews and a tiny headless train/save/resume through dfl.training.trainer."""
 
 from __future__ import annotations
 
@@ -15,12 +15,15 @@ from dfl import backend
 
 backend.select(None)
 
-from dfl import amp_archi, amp_losses, losses, registry  # noqa: E402
-from dfl.faceset import load_faceset  # noqa: E402
-from dfl.models import amp  # noqa: E402
-from dfl.optimizers import AdaBelief  # noqa: E402
-from dfl.state import ModelStore  # noqa: E402
-from dfl.trainer import Trainer, TrainingSetup  # noqa: E402
+from dfl.data.faceset import load_faceset  # noqa: E402
+from dfl.models import registry  # noqa: E402
+from dfl.models.amp import losses as amp_losses  # noqa: E402
+from dfl.models.amp import model as amp  # noqa: E402
+from dfl.models.amp import network as amp_archi  # noqa: E402
+from dfl.nn import losses  # noqa: E402
+from dfl.nn.optimizers import AdaBelief  # noqa: E402
+from dfl.store.model_store import ModelStore  # noqa: E402
+from dfl.training.trainer import Trainer, TrainingSetup  # noqa: E402
 
 FACESET = Path(__file__).parent / "data" / "dfl-faceset"
 RES = 64
@@ -104,8 +107,8 @@ def test_shapes_and_the_counting_formula_match_the_built_networks(tiny_model):
 def test_layer_names_and_shapes_match_a_model_dfl_saved():
     """Every variable has its counterpart in DFL's own files of a tiny AMP model (same name after
     the importer's mapping, same shape), so DFL weights load into these layers as they are."""
-    reader = pytest.importorskip("dfl.dflmodel.reader")
-    mapping = pytest.importorskip("dfl.dflmodel.mapping")
+    reader = pytest.importorskip("dfl.interop.deepfacelab.reader")
+    mapping = pytest.importorskip("dfl.interop.deepfacelab.mapping")
     folder = Path(__file__).parent / "data" / "dfl-models" / "tiny-amp-64"
     dims = {"ae_dims": 32, "inter_dims": 64, "e_dims": 16, "d_dims": 16, "d_mask_dims": 16}
     model = amp.build({**dims, "resolution": RES})

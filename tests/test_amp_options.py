@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from dfl.models import amp_options, saehd_options
+from dfl.models.amp import options as amp_options
+from dfl.models.saehd import options as saehd_options
 from dfl.options import COMMON_OPTIONS, SOURCE_STORED, OptionError, resolve_options
 
 # DFL's ask order (behaviour.md §2.3)

@@ -1,4 +1,4 @@
-"""Tests for dfl.archi: DeepFakeArchi blocks, df and liae autoencoders (numerics.md §1.1-1.2)."""
+"""Tests for dfl.nn.autoencoders: DeepFakeArchi blocks, df and liae autoencoders."""
 
 from __future__ import annotations
 
@@ -9,13 +9,14 @@ import numpy as np
 import pytest
 from keras import ops
 
-from dfl import archi, nn
-from dfl.models import quick96
+from dfl.models.quick96 import model as quick96
+from dfl.nn import autoencoders as archi
+from dfl.nn import blocks as nn
 
 RES = 32  # every opts combination is valid at 32 px (multiple of 32)
 TINY_DIMS = {"ae_dims": 16, "e_dims": 4, "d_dims": 4, "d_mask_dims": 2}
 
-# Quick96's networks, variable paths and shapes in saved order, from before dfl.archi existed:
+# Quick96's networks, variable paths and shapes in saved order, from before autoencoders.py existed:
 # checkpoints map weights by this order and these names, so it must never change.
 QUICK96_WEIGHTS_SHA256 = "3fb4d511f2ab3218319b78213e7bd791ea38940e9ae431f211505511646989d4"
 QUICK96_TRAINABLE_SHA256 = "a702dd07395e508f2c345ea1c3a671b2d12bc450420a6d8c6b5cb9a0b8111bd0"

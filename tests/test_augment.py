@@ -1,4 +1,4 @@
-"""Tests for dfl.augment: crop, random warp and affine, flip, HSV and masks (numerics.md §5)."""
+"""Tests for dfl.data.augment: crop, random warp and affine, flip, HSV and masks."""
 
 from __future__ import annotations
 
@@ -9,11 +9,11 @@ import cv2
 import numpy as np
 import pytest
 
-from dfl import augment as A
-from dfl import colortransfer as C
-from dfl import landmarks as L
-from dfl.augment import AugmentConfig, WarpParams
-from dfl.faceset import FaceSample, load_faceset, read_image
+from dfl.data import augment as A
+from dfl.data import colortransfer as C
+from dfl.data import landmarks as L
+from dfl.data.augment import AugmentConfig, WarpParams
+from dfl.data.faceset import FaceSample, load_faceset, read_image
 
 FACESET = Path(__file__).parent / "data" / "dfl-faceset"
 RES = 96

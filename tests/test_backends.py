@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from dfl import backend
-from dfl.models import quick96
+from dfl.models.quick96 import model as quick96
 
 HERE = Path(__file__).resolve().parent
 CHILD_TIMEOUT_S = 300

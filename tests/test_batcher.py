@@ -1,4 +1,4 @@
-"""Tests for dfl.batcher: batch shapes, determinism, epoch sampling, caching, close and errors."""
+"""Tests for dfl.data.batcher: batch shapes, determinism, epoch sampling, caching, close, errors."""
 
 from __future__ import annotations
 
@@ -10,12 +10,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dfl import batcher as B
-from dfl import landmarks as L
-from dfl.augment import AugmentConfig
-from dfl.batcher import Batch, BatchError, BatchProducer, EpochSampler, YawSampler
-from dfl.faceset import FaceSample, FacesetError, load_faceset
-from dfl.imagecache import ImageCache
+from dfl.data import batcher as B
+from dfl.data import landmarks as L
+from dfl.data.augment import AugmentConfig
+from dfl.data.batcher import Batch, BatchError, BatchProducer, EpochSampler, YawSampler
+from dfl.data.faceset import FaceSample, FacesetError, load_faceset
+from dfl.data.imagecache import ImageCache
 
 FACESET = Path(__file__).parent / "data" / "dfl-faceset"
 RES = 64
@@ -444,6 +444,6 @@ def test_a_wider_model_face_type_is_refused() -> None:
 
 @pytest.mark.parametrize(("cores", "workers"), [(1, 1), (2, 2), (4, 4), (8, 6), (16, 14), (64, 16)])
 def test_default_workers_follow_the_cores(cores: int, workers: int) -> None:
-    from dfl.batcher import default_workers
+    from dfl.data.batcher import default_workers
 
     assert default_workers(cores) == workers

@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from dfl.benchmark import CASES, forward_macs, select_cases, train_flops
+from dfl.training.benchmark import CASES, forward_macs, select_cases, train_flops
 
 MMAC = 1e6
 REQUIRED = {
@@ -33,7 +33,7 @@ REQUIRED = {
 
 
 def test_quick96_macs_match_the_published_estimate() -> None:
-    from dfl.models import quick96
+    from dfl.models.quick96 import model as quick96
 
     model = quick96.build(None)
     macs = {name: forward_macs(net) / MMAC for name, net in model.networks.items()}

@@ -1,4 +1,4 @@
-"""Tests for dfl.colortransfer: the five colour-transfer modes (numerics.md §5.6)."""
+"""Tests for dfl.data.colortransfer: the five colour-transfer modes (numerics.md §5.6)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from dfl import colortransfer as C
+from dfl.data import colortransfer as C
 
 SIZE = 48
 

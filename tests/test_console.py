@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from dfl.events import Command
+from dfl.training.events import Command
 from dfl.ui.console import ConsoleKeys, StatusPrinter, commands_from_text, status_line
 
 NOON = dt.datetime(2024, 5, 1, 14, 3, 22)
@@ -134,7 +134,7 @@ def test_status_printer_without_a_terminal():
 CHILD = textwrap.dedent(
     """
     import sys, termios, time
-    from dfl.events import Command
+    from dfl.training.events import Command
     from dfl.ui.console import ConsoleKeys
 
     fd = sys.stdin.fileno()

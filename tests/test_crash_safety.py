@@ -17,9 +17,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dfl import fsutil, state
-from dfl.losshistory import LossHistory
-from dfl.state import ModelState, ModelStore
+from dfl.store import fsutil
+from dfl.store import model_store as state
+from dfl.store.losshistory import LossHistory
+from dfl.store.model_store import ModelState, ModelStore
 
 K = 2
 
@@ -284,8 +285,8 @@ _CHILD = textwrap.dedent(
     import sys
     from pathlib import Path
     import numpy as np
-    from dfl.losshistory import LossHistory
-    from dfl.state import ModelState, ModelStore, NoUsableStateError
+    from dfl.store.losshistory import LossHistory
+    from dfl.store.model_store import ModelState, ModelStore, NoUsableStateError
 
     store = ModelStore(Path(sys.argv[1]))
     with store.lock():

@@ -1,4 +1,4 @@
-"""Tests for dfl.demo: synthetic src/dst facesets with DFL-compatible metadata."""
+"""Tests for dfl.demo.facesets: synthetic src/dst facesets with DFL-compatible metadata."""
 
 from __future__ import annotations
 
@@ -9,10 +9,10 @@ import cv2
 import numpy as np
 import pytest
 
-from dfl import demo
-from dfl import landmarks as L
-from dfl.dflimg import read_dfl_metadata
-from dfl.faceset import load_faceset, read_image
+from dfl.data import landmarks as L
+from dfl.data.faceset import load_faceset, read_image
+from dfl.data.jpeg_metadata import read_dfl_metadata
+from dfl.demo import facesets as demo
 
 COUNT = 6
 RES = 128

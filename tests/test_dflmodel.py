@@ -1,5 +1,5 @@
-"""Importing DeepFaceLab models (dfl.dflmodel): every weight of the three DFL-trained fixtures
-lands in the project's layers, options, iteration and loss history carry over, the imported
+"""Importing DeepFaceLab models (dfl.interop.deepfacelab): every weight of the three DFL-trained
+fixtures lands in the project's layers, options, iteration and loss history carry over, the imported
 model trains, and hostile, truncated or mismatched files are refused with nothing written."""
 
 from __future__ import annotations
@@ -18,14 +18,14 @@ backend.select(None)
 
 import keras  # noqa: E402
 
-from dfl.dflmodel import DflFileRefusedError, DflModelError, find_dfl_model  # noqa: E402
-from dfl.dflmodel.importer import DflImportError, import_dfl_model  # noqa: E402
-from dfl.dflmodel.mapping import dfl_weight_name  # noqa: E402
-from dfl.dflmodel.reader import read_data, read_weights  # noqa: E402
-from dfl.faceset import load_faceset  # noqa: E402
-from dfl.registry import load as load_model  # noqa: E402
-from dfl.state import ModelStore  # noqa: E402
-from dfl.trainer import Trainer, TrainingSetup  # noqa: E402
+from dfl.data.faceset import load_faceset  # noqa: E402
+from dfl.interop.deepfacelab import DflFileRefusedError, DflModelError, find_dfl_model  # noqa: E402
+from dfl.interop.deepfacelab.importer import DflImportError, import_dfl_model  # noqa: E402
+from dfl.interop.deepfacelab.mapping import dfl_weight_name  # noqa: E402
+from dfl.interop.deepfacelab.reader import read_data, read_weights  # noqa: E402
+from dfl.models.registry import load as load_model  # noqa: E402
+from dfl.store.model_store import ModelStore  # noqa: E402
+from dfl.training.trainer import Trainer, TrainingSetup  # noqa: E402
 
 DATA = Path(__file__).parent / "data"
 FIXTURES = DATA / "dfl-models"
@@ -238,8 +238,8 @@ def test_df_networks_match_a_hand_computation(imported) -> None:
     face_mask = 1.0 / (
         1.0 + np.exp(-_conv(m, dst["out_convm/weight:0"], dst["out_convm/bias:0"], 1))
     )
-    from dfl.export import export_saved_model, load_saved_model
-    from dfl.export.verify import check_inputs, open_session, run
+    from dfl.interop.deepfacelive import export_saved_model, load_saved_model
+    from dfl.interop.deepfacelive.verify import check_inputs, open_session, run
 
     result = export_saved_model(load_saved_model(report.folder), report.folder / "tiny.dfm")
     dfm = open_session(result.path)
@@ -345,8 +345,8 @@ def test_optimizer_accumulators_and_counter_are_imported(tmp_path: Path) -> None
 def _write_dfl_quick96(folder: Path, arch) -> dict[str, dict[str, np.ndarray]]:
     """A DFL Quick96 model as DFL lays it out (`<name>_Quick96_<network>.npy`, RMSprop's
     `acc_` accumulators in src_dst_opt), with random weights of `arch`'s shapes."""
-    from dfl.dflmodel.mapping import dfl_weight_name
-    from dfl.models import quick96
+    from dfl.interop.deepfacelab.mapping import dfl_weight_name
+    from dfl.models.quick96 import model as quick96
 
     rng = np.random.default_rng(2)
     model = quick96.DFAutoencoder(arch)
@@ -368,7 +368,7 @@ def _write_dfl_quick96(folder: Path, arch) -> dict[str, dict[str, np.ndarray]]:
 
 
 def test_quick96_import(tmp_path: Path, monkeypatch) -> None:
-    from dfl.models import quick96
+    from dfl.models.quick96 import model as quick96
 
     # Quick96's 96 px networks hold 38 M weights: the same layout at 32 px keeps the test fast
     monkeypatch.setattr(quick96, "build", lambda options=None: quick96.DFAutoencoder(quick96.TINY))
@@ -399,7 +399,7 @@ def test_quick96_import(tmp_path: Path, monkeypatch) -> None:
 def test_discriminators_are_imported_when_there_and_fresh_when_not(tmp_path: Path) -> None:
     """With true_face_power and gan_power on, DFL also saves code_discriminator.npy and GAN.npy;
     here only the first exists, so the GAN starts afresh (as DFL does) and says so."""
-    from dfl.dflmodel.importer import prepare_import
+    from dfl.interop.deepfacelab.importer import prepare_import
 
     folder = _copy("tiny-saehd-df-ud-64", tmp_path)
     data_path = folder / "tiny_SAEHD_data.dat"

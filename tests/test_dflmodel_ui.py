@@ -17,14 +17,14 @@ from dfl import backend
 
 backend.select(None)
 
-from dfl.dflmodel.reader import read_weights  # noqa: E402
+from dfl.data.faceset import load_faceset  # noqa: E402
 from dfl.errors import UserError  # noqa: E402
-from dfl.faceset import load_faceset  # noqa: E402
-from dfl.models import saehd  # noqa: E402
+from dfl.interop.deepfacelab.reader import read_weights  # noqa: E402
+from dfl.models.saehd import model as saehd  # noqa: E402
 from dfl.options import resolve_options  # noqa: E402
-from dfl.state import ModelStore  # noqa: E402
-from dfl.trainer import Trainer, TrainingSetup  # noqa: E402
-from dfl.ui.importer import importable_names, pretrained_source, pretrained_weights  # noqa: E402
+from dfl.store.model_store import ModelStore  # noqa: E402
+from dfl.training.trainer import Trainer, TrainingSetup  # noqa: E402
+from dfl.ui.import_command import importable_names, pretrained_source, pretrained_weights  # noqa: E402
 from dfl.ui.menu import choose_model  # noqa: E402
 
 DATA = Path(__file__).parent / "data"

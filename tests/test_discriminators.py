@@ -1,4 +1,4 @@
-"""UNet patch discriminator and code discriminator (dfl.discriminators) against numerics.md §1.6,
+"""UNet patch discriminator and code discriminator (dfl.nn.discriminators) against numerics.md §1.6,
 §8.1 and the corrections in §9 (items 2, 6, 10)."""
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from keras import ops
 
-from dfl import discriminators as D
-from dfl import nn
+from dfl.nn import blocks
+from dfl.nn import discriminators as D
 
 
 def brute_force_layers(patch_size: int, max_layers: int = 9) -> list[tuple[int, int]]:
@@ -83,7 +83,7 @@ def macs(model: keras.Model) -> int:
     """Multiply-adds of the convs (numerics §8 convention: biases and activations ignored)."""
     total = 0
     for layer in model.layers:
-        if isinstance(layer, nn.Conv2D):
+        if isinstance(layer, blocks.Conv2D):
             _, h, w, cout = layer.output.shape
             k, cin = layer.kernel_size, layer.input.shape[-1]
             total += h * w * k * k * cin * cout
@@ -152,7 +152,7 @@ def test_code_discriminator_df_ud_256_shapes_and_size():
 def test_code_discriminator_layer_count(code_res, layers):
     assert D.code_discriminator_layers(code_res) == layers
     model = D.build_code_discriminator(8, code_res, base_ch=4)
-    assert sum(isinstance(layer, nn.Conv2D) for layer in model.layers) == layers + 1
+    assert sum(isinstance(layer, blocks.Conv2D) for layer in model.layers) == layers + 1
     out = model(np.zeros((1, code_res, code_res, 8), np.float32))
     size = code_res // 2 + 1  # k4 pad 2 stride 2 (correction 2), then k3 pad 1 stride 2
     for _ in range(layers - 1):

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dfl.models.amp_options import option_table
+from dfl.models.amp.options import option_table
 from tests.terminal import TmuxSession, tmux_available
 from tests.test_e2e_saehd import answer_prompts
 from tests.test_e2e_terminal import (
@@ -130,7 +130,7 @@ def test_amp_create_train_exit_override_resume(demo_workspace: Path, tmp_path: P
         assert "Verified" in session.screen()
     finally:
         session.close()
-    from dfl.export.verify import check_inputs, open_session, run
+    from dfl.interop.deepfacelive.verify import check_inputs, open_session, run
 
     dfm = open_session(output)
     info = check_inputs(dfm.get_inputs())  # DeepFaceLive's own checks

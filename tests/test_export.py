@@ -20,19 +20,19 @@ import keras  # noqa: E402
 import onnx  # noqa: E402
 import onnxruntime as ort  # noqa: E402
 
-from dfl import nn  # noqa: E402
-from dfl.archi import Architecture, build_autoencoder  # noqa: E402
-from dfl.export import (  # noqa: E402
+from dfl.interop.deepfacelive import (  # noqa: E402
     UnsupportedLayerError,
     VerificationError,
     contract,
     verify,
     write_dfm,
 )
-from dfl.export.graph import OnnxGraph, tensor_info  # noqa: E402
-from dfl.export.layers import Converter  # noqa: E402
-from dfl.export.wiring import build_onnx  # noqa: E402
-from dfl.models import quick96  # noqa: E402
+from dfl.interop.deepfacelive.graph import OnnxGraph, tensor_info  # noqa: E402
+from dfl.interop.deepfacelive.layers import Converter  # noqa: E402
+from dfl.interop.deepfacelive.wiring import build_onnx  # noqa: E402
+from dfl.models.quick96 import model as quick96  # noqa: E402
+from dfl.nn import blocks  # noqa: E402
+from dfl.nn.autoencoders import Architecture, build_autoencoder  # noqa: E402
 
 RES = 32
 TOLERANCE = 1e-4
@@ -114,7 +114,7 @@ def test_saehd_round_trip(tmp_path: Path, layout: str, opts: str) -> None:
 
 
 def test_amp_round_trip(tmp_path: Path) -> None:
-    amp_archi = pytest.importorskip("dfl.amp_archi")
+    amp_archi = pytest.importorskip("dfl.models.amp.network")
     model = _liven(amp_archi.AMPAutoencoder(amp_archi.AMPArchitecture(RES, 16, 32, 8, 8, 4)))
     _check_round_trip(model, tmp_path / "amp.dfm", morphs=(0.0, 0.3, 0.75, 1.0))
 
@@ -136,7 +136,7 @@ def test_ir_version_opset_and_checker() -> None:
 def test_depth_to_space_matches_tf_order() -> None:
     """ONNX DepthToSpace (DCR) on NCHW equals our NHWC depth_to_space, exactly."""
     x = keras.Input((3, 5, 12))
-    model = keras.Model(x, nn.DepthToSpace()(x))
+    model = keras.Model(x, blocks.DepthToSpace()(x))
     graph = OnnxGraph()
     nchw = graph.node("Transpose", ["x"], "in", perm=[0, 3, 1, 2])
     (y,) = Converter(graph).network(model, [nchw], "net")
@@ -247,7 +247,7 @@ def test_failed_verification_leaves_no_file(
 def test_a_model_over_the_onnx_size_limit_is_refused(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from dfl.export import ExportError, dfm
+    from dfl.interop.deepfacelive import ExportError, dfm
 
     model = build_autoencoder("df", Architecture(RES, 16, 8, 8, 4, "ud"))
     monkeypatch.setattr(dfm, "MAX_ONNX_BYTES", 1000)

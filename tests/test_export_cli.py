@@ -16,11 +16,11 @@ from dfl import backend
 
 backend.select(None)
 
-from dfl.export import contract, export_saved_model, load_saved_model  # noqa: E402
-from dfl.modelstate import ModelState  # noqa: E402
-from dfl.state import ModelStore  # noqa: E402
+from dfl.interop.deepfacelive import contract, export_saved_model, load_saved_model  # noqa: E402
+from dfl.store.checkpoint_state import ModelState  # noqa: E402
+from dfl.store.model_store import ModelStore  # noqa: E402
+from dfl.store.workspace import WorkspaceError  # noqa: E402
 from dfl.ui.menu import choose_model  # noqa: E402
-from dfl.workspace import WorkspaceError  # noqa: E402
 
 DFL = [sys.executable, "-m", "dfl.cli"]
 TIMEOUT_S = 300
@@ -128,8 +128,8 @@ def test_menu_without_new_models(tmp_path: Path) -> None:
 
 def _save(folder: Path, model_type: str, options: dict) -> None:
     """A checkpoint as the trainer writes one, from freshly built networks."""
-    from dfl.registry import load
-    from dfl.trainer import weights_to_arrays
+    from dfl.models.registry import load
+    from dfl.training.trainer import weights_to_arrays
 
     spec = load(model_type)
     options = spec.full_options(options)
@@ -141,7 +141,7 @@ def _save(folder: Path, model_type: str, options: dict) -> None:
 
 @pytest.mark.parametrize("model_type", ["SAEHD", "AMP"])
 def test_saved_models_load_and_export(tmp_path: Path, model_type: str) -> None:
-    pytest.importorskip(f"dfl.models.{model_type.lower()}")
+    pytest.importorskip(f"dfl.models.{model_type.lower()}.model")
     folder = tmp_path / f"m_{model_type}"
     options = dict(TINY, **({"inter_dims": 32} if model_type == "AMP" else {"archi": "df-ud"}))
     _save(folder, model_type, options)

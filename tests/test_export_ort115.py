@@ -15,10 +15,10 @@ from dfl import backend
 
 backend.select(None)
 
-from dfl.archi import Architecture, build_autoencoder  # noqa: E402
-from dfl.export import verify, write_dfm  # noqa: E402
-from dfl.export.wiring import has_morph, reference_outputs  # noqa: E402
-from dfl.models import quick96  # noqa: E402
+from dfl.interop.deepfacelive import verify, write_dfm  # noqa: E402
+from dfl.interop.deepfacelive.wiring import has_morph, reference_outputs  # noqa: E402
+from dfl.models.quick96 import model as quick96  # noqa: E402
+from dfl.nn.autoencoders import Architecture, build_autoencoder  # noqa: E402
 
 ORT115_PYTHON = os.environ.get("DFL_ORT115_PYTHON")
 EXPECTED_VERSION = "1.15"
@@ -46,7 +46,7 @@ def _networks() -> dict[str, tuple[dict, bool]]:
         ),
     }
     try:
-        from dfl.amp_archi import AMPArchitecture, AMPAutoencoder
+        from dfl.models.amp.network import AMPArchitecture, AMPAutoencoder
     except ImportError:
         return cases
     cases["amp"] = (AMPAutoencoder(AMPArchitecture(RES, 16, 32, 8, 8, 4)).networks, False)

@@ -1,4 +1,4 @@
-"""Tests for dfl.faceset: loading DFL and plain facesets, skipping bad files, reading images."""
+"""Tests for dfl.data.faceset: loading DFL and plain facesets, skipping bad files, reading."""
 
 from __future__ import annotations
 
@@ -13,9 +13,9 @@ import cv2
 import numpy as np
 import pytest
 
-from dfl import dflimg
-from dfl import landmarks as L
-from dfl.faceset import FaceSample, FacesetError, check_face_type, load_faceset, read_image
+from dfl.data import jpeg_metadata
+from dfl.data import landmarks as L
+from dfl.data.faceset import FaceSample, FacesetError, check_face_type, load_faceset, read_image
 
 FACESET = Path(__file__).parent / "data" / "dfl-faceset"
 
@@ -67,11 +67,11 @@ def test_mixed_folder(tmp_path: Path) -> None:
     (tmp_path / "empty.png").write_bytes(b"")
     marker = tmp_path / "pwned"
     evil = pickle.dumps({"face_type": "whole_face", "landmarks": _Hostile(marker)}, 4)
-    (tmp_path / "evil.jpg").write_bytes(dflimg.insert_app15(enc.tobytes(), evil))
+    (tmp_path / "evil.jpg").write_bytes(jpeg_metadata.insert_app15(enc.tobytes(), evil))
     meta = {"face_type": "whole_face", "landmarks": [[1.0, 2.0]] * 5}
-    dflimg.write_dfl_jpeg(tmp_path / "fivepoints.jpg", np.zeros((8, 8, 3), np.uint8), meta)
+    jpeg_metadata.write_dfl_jpeg(tmp_path / "fivepoints.jpg", np.zeros((8, 8, 3), np.uint8), meta)
     flat = {"face_type": "whole_face", "landmarks": [[3.0, 4.0]] * 68}
-    dflimg.write_dfl_jpeg(tmp_path / "flat.jpg", np.zeros((8, 8, 3), np.uint8), flat)
+    jpeg_metadata.write_dfl_jpeg(tmp_path / "flat.jpg", np.zeros((8, 8, 3), np.uint8), flat)
     (tmp_path / "subdir").mkdir()
 
     fs = load_faceset(tmp_path)
@@ -156,13 +156,13 @@ def test_metadata_normalisation(tmp_path: Path) -> None:
         "eyebrows_expand_mod": 1.5,
     }
     img = np.zeros((16, 16, 3), np.uint8)
-    dflimg.write_dfl_jpeg(tmp_path / "a.jpg", img, {**meta, "xseg_mask": mask.tobytes()})
+    jpeg_metadata.write_dfl_jpeg(tmp_path / "a.jpg", img, {**meta, "xseg_mask": mask.tobytes()})
     # DFL stores the mask as a numpy uint8 buffer: write such a file with plain pickle.
     payload = pickle.dumps({**meta, "xseg_mask": mask}, 4)
     enc = cv2.imencode(".jpg", img)[1].tobytes()
-    (tmp_path / "b.jpg").write_bytes(dflimg.insert_app15(enc, payload))
+    (tmp_path / "b.jpg").write_bytes(jpeg_metadata.insert_app15(enc, payload))
     # No face_type key: DFL reads it as full_face.
-    dflimg.write_dfl_jpeg(tmp_path / "c.jpg", img, {"landmarks": meta["landmarks"]})
+    jpeg_metadata.write_dfl_jpeg(tmp_path / "c.jpg", img, {"landmarks": meta["landmarks"]})
     fs = load_faceset(tmp_path)
     a, b, c = fs.samples
     for s in (a, b):
@@ -219,7 +219,7 @@ def _write_pak(folder: Path, files: list[Path], configs: list[object]) -> Path:
 
 
 def _pak_config(path: Path) -> dict[str, object]:
-    meta = dflimg.read_dfl_metadata(path)
+    meta = jpeg_metadata.read_dfl_metadata(path)
     assert meta is not None
     return {
         "sample_type": 1,

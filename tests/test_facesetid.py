@@ -6,8 +6,8 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from dfl.faceset import FaceSample
-from dfl.facesetid import differences, identities, identity
+from dfl.data.faceset import FaceSample
+from dfl.data.facesetid import differences, identities, identity
 from tests.test_e2e_terminal import _current_state, _run
 from tests.test_e2e_terminal import demo_workspace as demo_workspace  # the fixture
 

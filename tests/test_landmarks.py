@@ -1,4 +1,4 @@
-"""Tests for dfl.landmarks: face types, alignment matrices and masks on real DFL faces."""
+"""Tests for dfl.data.landmarks: face types, alignment matrices and masks on real DFL faces."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import cv2
 import numpy as np
 import pytest
 
-from dfl import landmarks as L
-from dfl.dflimg import read_dfl_metadata
+from dfl.data import landmarks as L
+from dfl.data.jpeg_metadata import read_dfl_metadata
 
 FACESET = Path(__file__).parent / "data" / "dfl-faceset"
 FILES = sorted(FACESET.glob("*/*.jpg"))

@@ -1,4 +1,4 @@
-"""Tests for dfl.losses: DSSIM and Gaussian blur against numpy references (numerics §0)."""
+"""Tests for dfl.nn.losses: DSSIM and Gaussian blur against numpy references (numerics §0)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import pytest
 from keras import ops
 from numpy.lib.stride_tricks import sliding_window_view
 
-from dfl import losses
+from dfl.nn import losses
 
 
 def to_np(x) -> np.ndarray:

@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dfl import losshistory
-from dfl.fsutil import DiskFullError
-from dfl.losshistory import HEADER, LossHistory, LossHistoryError
+from dfl.store import losshistory
+from dfl.store.fsutil import DiskFullError
+from dfl.store.losshistory import HEADER, LossHistory, LossHistoryError
 
 K = 2
 

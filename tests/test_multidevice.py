@@ -24,7 +24,8 @@ from dfl import backend
 
 backend.select(None)
 
-from dfl.models import quick96, saehd  # noqa: E402
+from dfl.models.quick96 import model as quick96  # noqa: E402
+from dfl.models.saehd import model as saehd  # noqa: E402
 from dfl.options import resolve_options  # noqa: E402
 from tests.multidevice_check import results, save_case, start  # noqa: E402
 
@@ -57,8 +58,8 @@ from pathlib import Path
 from dfl import backend
 backend.use_device("cpu")
 backend.import_keras(None)
-from dfl.state import ModelStore
-from dfl.trainer import Trainer
+from dfl.store.model_store import ModelStore
+from dfl.training.trainer import Trainer
 from tests.test_runner import make_setup
 setup = make_setup(Path(sys.argv[1]))
 trainer = Trainer(setup)

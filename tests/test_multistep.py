@@ -14,11 +14,11 @@ import numpy as np
 import pytest
 from keras import ops
 
-from dfl import discriminators, losses, nn
-from dfl import saehd_losses as sl
 from dfl.backend.multistep import LossGroup, make_multi_step
-from dfl.models import quick96
-from dfl.optimizers import RMSprop
+from dfl.models.quick96 import model as quick96
+from dfl.models.saehd import losses as sl
+from dfl.nn import blocks, discriminators, losses
+from dfl.nn.optimizers import RMSprop
 
 HERE = Path(__file__).resolve().parent
 
@@ -34,8 +34,8 @@ def same(a: list[np.ndarray], b: list[np.ndarray]) -> bool:
 def toy_setup():
     """A 4->4 dense generator and a 4->1 dense discriminator, with their two loss groups."""
     keras.utils.set_random_seed(0)
-    gen = keras.Sequential([keras.Input((4,)), nn.dense(4, "g1")], name="gen")
-    dis = keras.Sequential([keras.Input((4,)), nn.dense(1, "d1")], name="dis")
+    gen = keras.Sequential([keras.Input((4,)), blocks.dense(4, "g1")], name="gen")
+    dis = keras.Sequential([keras.Input((4,)), blocks.dense(1, "d1")], name="dis")
 
     def g_losses(inputs: dict, training: bool) -> dict:
         fake = gen(inputs["x"], training=training)
@@ -168,7 +168,7 @@ def test_bad_groups_are_refused():
 
 
 def saehd_df_groups(arch: quick96.Architecture, cfg: sl.LossConfig):
-    """The three SAEHD groups on a tiny df autoencoder (what models/saehd.py will assemble)."""
+    """The three SAEHD groups on a tiny df autoencoder (as models/saehd/model.py assembles)."""
     ae = quick96.build({}, arch)
     gan = discriminators.build_unet_patch_discriminator(
         arch.resolution // 8, base_ch=4, resolution=arch.resolution

@@ -1,4 +1,4 @@
-"""Tests for dfl.nn: DFL padding, DCR depth_to_space, (C,H,W) flatten, blocks, initializer."""
+"""Tests for dfl.nn.blocks: DFL padding, DCR depth_to_space, (C,H,W) flatten, blocks, init."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from keras import ops
 
-from dfl import nn
+from dfl.nn import blocks as nn
 
 
 def to_np(x) -> np.ndarray:

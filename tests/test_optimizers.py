@@ -1,4 +1,4 @@
-"""Tests for dfl.optimizers against numpy references, in each backend's compiled mode."""
+"""Tests for dfl.nn.optimizers against numpy references, in each backend's compiled mode."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from keras import ops
 
-from dfl.optimizers import AdaBelief, RMSprop
+from dfl.nn.optimizers import AdaBelief, RMSprop
 
 SHAPES = ((3, 4), (5,))
 LR = 0.01

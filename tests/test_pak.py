@@ -1,4 +1,4 @@
-"""Tests for dfl.pak and faceset.pak loading: DFL's packed faceset, read without running it."""
+"""Tests for dfl.data.pak and faceset.pak loading: DFL's packed faceset, read without running it."""
 
 from __future__ import annotations
 
@@ -17,12 +17,12 @@ import cv2
 import numpy as np
 import pytest
 
-from dfl import dflimg
-from dfl import landmarks as L
-from dfl.augment import AugmentConfig
-from dfl.batcher import BatchProducer
-from dfl.faceset import FacesetError, load_faceset, read_image
-from dfl.pak import PAK_FILENAME, PakError, PakRefusedError, read_pak
+from dfl.data import jpeg_metadata
+from dfl.data import landmarks as L
+from dfl.data.augment import AugmentConfig
+from dfl.data.batcher import BatchProducer
+from dfl.data.faceset import FacesetError, load_faceset, read_image
+from dfl.data.pak import PAK_FILENAME, PakError, PakRefusedError, read_pak
 
 FACESET = Path(__file__).parent / "data" / "dfl-faceset"
 SRC_FILES = sorted((FACESET / "src").glob("*.jpg"))
@@ -60,7 +60,7 @@ def dfl_enums() -> Iterator[tuple[Any, Any]]:
 def dfl_config(path: Path, enums: tuple[Any, Any], **overrides: Any) -> dict[str, Any]:
     """A sample config as DFL's Sample.get_config() writes it for an aligned JPEG."""
     sample_type, face_type = enums
-    meta = dflimg.read_dfl_metadata(path)
+    meta = jpeg_metadata.read_dfl_metadata(path)
     assert meta is not None
     config = {
         "sample_type": sample_type.FACE,
@@ -186,8 +186,8 @@ def test_other_globals_are_refused(tmp_path: Path, dfl_enums: tuple[Any, Any]) -
     with pytest.raises(PakError, match="damaged sample list"):
         read_pak(path)
     # Outside a pak (JPEG metadata) DFL's enums are not admitted at all.
-    with pytest.raises(dflimg.MetadataRefusedError, match=r"facelib\.FaceType\.FaceType"):
-        dflimg.unpickle_metadata(pickle.dumps({"face_type": dfl_enums[1](4)}, 4))
+    with pytest.raises(jpeg_metadata.MetadataRefusedError, match=r"facelib\.FaceType\.FaceType"):
+        jpeg_metadata.unpickle_metadata(pickle.dumps({"face_type": dfl_enums[1](4)}, 4))
 
 
 def test_whole_pak_problems(tmp_path: Path, dfl_enums: tuple[Any, Any]) -> None:

@@ -7,8 +7,8 @@ import time
 import numpy as np
 import pytest
 
-from dfl import preview
-from dfl.preview import (
+from dfl.training import preview
+from dfl.training.preview import (
     BACKGROUND_GREY,
     GRAPH_HEIGHT_PX,
     HEADER_LINE_PX,

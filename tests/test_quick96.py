@@ -7,9 +7,10 @@ import numpy as np
 import pytest
 from keras import ops
 
-from dfl import backend, losses
-from dfl.models import quick96
-from dfl.optimizers import RMSprop
+from dfl import backend
+from dfl.models.quick96 import model as quick96
+from dfl.nn import losses
+from dfl.nn.optimizers import RMSprop
 
 BATCH = 2
 

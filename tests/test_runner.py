@@ -13,14 +13,14 @@ from dfl import backend
 
 backend.select(None)
 
-from dfl.augment import AugmentConfig  # noqa: E402
-from dfl.events import BackedUp, Command, Error, Message, Preview, Saved, Step, Stopped  # noqa: E402
-from dfl.faceset import load_faceset  # noqa: E402
-from dfl.models import quick96  # noqa: E402
+from dfl.data.augment import AugmentConfig  # noqa: E402
+from dfl.data.faceset import load_faceset  # noqa: E402
+from dfl.models.quick96 import model as quick96  # noqa: E402
 from dfl.options import COMMON_OPTIONS, resolve_options  # noqa: E402
-from dfl.runner import Schedule, TrainingRunner  # noqa: E402
-from dfl.state import ModelStore  # noqa: E402
-from dfl.trainer import Trainer, TrainingSetup  # noqa: E402
+from dfl.store.model_store import ModelStore  # noqa: E402
+from dfl.training.events import BackedUp, Command, Error, Message, Preview, Saved, Step, Stopped  # noqa: E402
+from dfl.training.runner import Schedule, TrainingRunner  # noqa: E402
+from dfl.training.trainer import Trainer, TrainingSetup  # noqa: E402
 
 FACESET = Path(__file__).parent / "data" / "dfl-faceset"
 EVENT_TIMEOUT_S = 120

@@ -13,7 +13,7 @@ from dfl import backend
 
 backend.select(None)
 
-from dfl.models import saehd  # noqa: E402
+from dfl.models.saehd import model as saehd  # noqa: E402
 from dfl.options import resolve_options  # noqa: E402
 from tests.saehd_backend_check import (  # noqa: E402
     assert_backends_agree,

@@ -1,4 +1,4 @@
-"""SAEHD loss terms (dfl.losses additions, dfl.saehd_losses) against numpy references
+"""SAEHD loss terms (dfl.nn.losses additions, dfl.models.saehd.losses) against numpy references
 (numerics.md §0, §2.1, §9)."""
 
 from __future__ import annotations
@@ -9,9 +9,9 @@ import pytest
 from keras import ops
 from numpy.lib.stride_tricks import sliding_window_view
 
-from dfl import discriminators, losses
-from dfl import saehd_losses as sl
-from dfl.models import quick96
+from dfl.models.quick96 import model as quick96
+from dfl.models.saehd import losses as sl
+from dfl.nn import discriminators, losses
 
 RES = 32
 B = 2
@@ -215,7 +215,7 @@ def np_generator_terms(outputs: dict, inputs: dict, cfg: sl.LossConfig) -> dict:
     return terms
 
 
-# ------------------------------------------------------------------------ dfl.losses additions
+# ------------------------------------------------------------------------ dfl.nn.losses additions
 def test_style_loss_matches_numpy():
     _, o = make_batch()
     a, b = o["pred_src"], o["pred_dst"]
@@ -472,7 +472,7 @@ def test_stop_gradients_route_each_term():
 # ------------------------------------------------------------------ with real networks (tiny)
 def df_forward(ae: quick96.DFAutoencoder, inputs: dict, cfg: sl.LossConfig) -> dict:
     """A df forward pass producing every output the SAEHD losses can ask for (what
-    models/saehd.py needs to provide; liae differs only in how the codes are built)."""
+    models/saehd/model.py needs to provide; liae differs only in how the codes are built)."""
     images = ops.concatenate([inputs["warped_src"], inputs["warped_dst"]], axis=0)
     src_code, dst_code = ops.split(ae.inter(ae.encoder(images)), 2, axis=0)
     out = {"src_code": src_code, "dst_code": dst_code}
@@ -510,9 +510,9 @@ def test_losses_with_tiny_networks_and_real_discriminators():
 
 @pytest.mark.parametrize("layout", ["df", "liae"])
 def test_required_outputs_match_the_autoencoders_extra_outputs(layout):
-    """The output names agreed with dfl.archi (written in parallel): every key the losses ask
-    for comes out of the autoencoder built with the matching extra outputs."""
-    archi = pytest.importorskip("dfl.archi")
+    """The output names agreed with dfl.nn.autoencoders (written in parallel): every key the
+    losses ask for comes out of the autoencoder built with the matching extra outputs."""
+    archi = pytest.importorskip("dfl.nn.autoencoders")
     keras.utils.set_random_seed(0)
     arch = archi.Architecture(32, 32, 8, 8, 4, "ud")
     cfg = sl.LossConfig(

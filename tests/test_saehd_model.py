@@ -10,9 +10,10 @@ import numpy as np
 import pytest
 from keras import ops
 
-from dfl import archi, backend
-from dfl.models import saehd
-from dfl.optimizers import AdaBelief, RMSprop
+from dfl import backend
+from dfl.models.saehd import model as saehd
+from dfl.nn import autoencoders
+from dfl.nn.optimizers import AdaBelief, RMSprop
 from dfl.options import COMMON_OPTIONS, SOURCE_STORED, OptionError, resolve_options
 
 GIB = 1024**3
@@ -405,7 +406,7 @@ def test_make_optimizer(options, cls, dropout, cos, clip):
 def test_parameter_counts_at_default_dims():
     """numerics.md §1.2 / §9: liae-ud 256 ≈ 145.34 M, df-ud 256 ≈ 82.79 M (build only)."""
     liae = saehd.build({"archi": "liae-ud", "resolution": 256})
-    assert isinstance(liae, archi.LIAEAutoencoder)
+    assert isinstance(liae, autoencoders.LIAEAutoencoder)
     assert abs(liae.count_params() - 145.34e6) < 0.005e6
     assert liae.count_params() == 145_340_267
     counts = {name: net.count_params() for name, net in liae.networks.items()}
@@ -417,7 +418,7 @@ def test_parameter_counts_at_default_dims():
     }
     del liae
     df = saehd.build({"archi": "df-ud", "resolution": 256})
-    assert isinstance(df, archi.DFAutoencoder)
+    assert isinstance(df, autoencoders.DFAutoencoder)
     assert abs(df.count_params() - 82.79e6) < 0.005e6
     assert df.count_params() == 82_794_838
     assert list(df.networks) == ["encoder", "inter", "decoder_src", "decoder_dst"]
@@ -437,8 +438,8 @@ def make_batch(res: int, batch: int = 2, seed: int = 0) -> dict[str, np.ndarray]
 @pytest.mark.parametrize(("layout", "opts"), list(itertools.product(("df", "liae"), ARCHI_OPTS)))
 def test_every_archi_builds_with_expected_shapes(layout, opts):
     res = 32  # below SAEHD's 64 minimum, which only the options enforce: fast
-    arch = archi.Architecture(res, 16, 4, 4, 2, opts)
-    model = archi.build_autoencoder(layout, arch)
+    arch = autoencoders.Architecture(res, 16, 4, 4, 2, opts)
+    model = autoencoders.build_autoencoder(layout, arch)
     nets = model.networks
     expected = (
         ["encoder", "inter", "decoder_src", "decoder_dst"]
@@ -454,8 +455,8 @@ def test_every_archi_builds_with_expected_shapes(layout, opts):
     decoder_in = 16 if layout == "df" else 4 * 16  # liae: concat of two 2·ae codes
     assert tuple(decoder.input.shape) == (None, code_res, code_res, decoder_in)
     outputs = model(make_batch(res))
-    assert set(outputs) == set(archi.OUTPUT_KEYS)
-    for key in archi.OUTPUT_KEYS:
+    assert set(outputs) == set(autoencoders.OUTPUT_KEYS)
+    for key in autoencoders.OUTPUT_KEYS:
         channels = 1 if key.endswith("mask") else 3
         assert tuple(outputs[key].shape) == (2, res, res, channels)
         value = to_np(outputs[key])

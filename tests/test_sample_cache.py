@@ -8,12 +8,12 @@ from dfl import backend
 
 backend.select(None)
 
-from dfl.batcher import MIB  # noqa: E402
-from dfl.faceset import load_faceset  # noqa: E402
-from dfl.models import saehd  # noqa: E402
+from dfl.data.batcher import MIB  # noqa: E402
+from dfl.data.faceset import load_faceset  # noqa: E402
+from dfl.models.saehd import model as saehd  # noqa: E402
 from dfl.options import resolve_options  # noqa: E402
-from dfl.state import ModelStore  # noqa: E402
-from dfl.trainer import Trainer, TrainingSetup  # noqa: E402
+from dfl.store.model_store import ModelStore  # noqa: E402
+from dfl.training.trainer import Trainer, TrainingSetup  # noqa: E402
 
 FACESET = Path(__file__).parent / "data" / "dfl-faceset"
 TINY = {"resolution": 64, "ae_dims": 32, "e_dims": 16, "d_dims": 16, "d_mask_dims": 16,

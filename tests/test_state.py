@@ -14,9 +14,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dfl import fsutil, modelstate, state
-from dfl.fsutil import DiskFullError
-from dfl.state import (
+from dfl.store import checkpoint_state as modelstate
+from dfl.store import fsutil
+from dfl.store import model_store as state
+from dfl.store.fsutil import DiskFullError
+from dfl.store.model_store import (
     ModelLockedError,
     ModelState,
     ModelStore,

@@ -1,10 +1,10 @@
-"""Tests for dfl.summary: the summary box layout."""
+"""Tests for dfl.training.summary: the summary box layout."""
 
 from __future__ import annotations
 
 from types import SimpleNamespace
 
-from dfl.summary import describe_devices, summary_text
+from dfl.training.summary import describe_devices, summary_text
 
 GB = 1024**3
 

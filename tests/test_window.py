@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from dfl.events import Command
+from dfl.training.events import Command
 from dfl.ui.window import WINDOW_TITLE, display_available, key_to_command
 
 CHILD_TIMEOUT_S = 20.0
@@ -92,7 +92,7 @@ CHILD = textwrap.dedent(
     """
     import sys, time
     import numpy as np
-    from dfl.events import Command
+    from dfl.training.events import Command
     from dfl.ui.window import PreviewWindow
 
     window = PreviewWindow()

@@ -1,4 +1,4 @@
-"""Tests for dfl.workspace: model names, listing, rename, delete and workspace folders."""
+"""Tests for dfl.store.workspace: model names, listing, rename, delete and workspace folders."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from dfl.workspace import (
+from dfl.store.workspace import (
     Workspace,
     WorkspaceError,
     delete_model,

@@ -14,7 +14,7 @@ from typing import TextIO
 
 import colorama
 
-from dfl.events import Command
+from dfl.training.events import Command
 from dfl.ui.window import char_to_command
 
 if sys.platform == "win32":

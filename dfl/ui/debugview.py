@@ -9,10 +9,10 @@ from typing import Any
 
 import cv2
 
-from dfl.batcher import BatchProducer
-from dfl.events import Command
-from dfl.faceset import FaceSample
-from dfl.preview import debug_page
+from dfl.data.batcher import BatchProducer
+from dfl.data.faceset import FaceSample
+from dfl.training.events import Command
+from dfl.training.preview import debug_page
 from dfl.ui import text
 from dfl.ui.console import ConsoleKeys
 

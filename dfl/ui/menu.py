@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Protocol
 
 from dfl.options import FALSE_WORDS, TRUE_WORDS
-from dfl.workspace import (
+from dfl.store.workspace import (
     ModelEntry,
     WorkspaceError,
     delete_model,

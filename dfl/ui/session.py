@@ -12,7 +12,7 @@ from typing import TextIO
 import numpy as np
 from tqdm import tqdm
 
-from dfl.events import (
+from dfl.training.events import (
     BackedUp,
     Command,
     Error,
@@ -24,8 +24,8 @@ from dfl.events import (
     Step,
     Stopped,
 )
-from dfl.preview import LOSS_RANGES, compose_window
-from dfl.runner import TrainingRunner
+from dfl.training.preview import LOSS_RANGES, compose_window
+from dfl.training.runner import TrainingRunner
 from dfl.ui.console import ConsoleKeys, StatusPrinter
 
 PUMP_INTERVAL_S = 0.05  # the window and console are serviced at 20 Hz (decision 13: >= 10 Hz)

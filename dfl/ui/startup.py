@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING
 from tqdm import tqdm
 
 if TYPE_CHECKING:
-    from dfl.dflmodel import DflModelFiles
-    from dfl.state import ModelStore
+    from dfl.interop.deepfacelab import DflModelFiles
+    from dfl.store.model_store import ModelStore
 
 from dfl.ui import text
 
@@ -31,7 +31,7 @@ class Folders:
 
 def _folders(args: argparse.Namespace) -> Folders:
     """DFL's folder flags win; whatever they leave out comes from the workspace (decision 20)."""
-    from dfl.workspace import Workspace
+    from dfl.store.workspace import Workspace
 
     root = (args.workspace or Path.cwd() / "workspace").expanduser().resolve()
     workspace = Workspace(root)
@@ -55,8 +55,8 @@ def _folders(args: argparse.Namespace) -> Folders:
 
 
 def _model_type(args: argparse.Namespace) -> str:
+    from dfl.models.registry import canonical_name
     from dfl.options import Option
-    from dfl.registry import canonical_name
     from dfl.ui.prompts import InputClosed, ask_option
 
     if args.model:
@@ -78,9 +78,9 @@ def _model_type(args: argparse.Namespace) -> str:
 
 
 def _model_name(args: argparse.Namespace, model_dir: Path, model_type: str) -> str:
-    from dfl.ui.importer import importable_names
+    from dfl.store.workspace import list_models, validate_name
+    from dfl.ui.import_command import importable_names
     from dfl.ui.menu import choose_model
-    from dfl.workspace import list_models, validate_name
 
     name = args.force_model_name or args.name
     if name:
@@ -105,7 +105,7 @@ def _device(args: argparse.Namespace, stored: str | None) -> tuple[str, list[str
     memory of the weakest chosen GPU (None on the CPU or when unknown)."""
     from dfl.backend import list_devices
     from dfl.cli import UserError
-    from dfl.summary import describe_devices
+    from dfl.training.summary import describe_devices
     from dfl.ui.menu import choose_device, parse_device_choice, suggest_devices
 
     devices = list_devices()
@@ -130,7 +130,7 @@ def _device(args: argparse.Namespace, stored: str | None) -> tuple[str, list[str
 
 
 def _load_faceset(folder: Path, side: str):  # -> list[FaceSample]
-    from dfl.faceset import load_faceset
+    from dfl.data.faceset import load_faceset
 
     bar = tqdm(desc=f"Loading {side} samples", unit="file", leave=True, dynamic_ncols=True)
 
@@ -152,10 +152,10 @@ def _load_faceset(folder: Path, side: str):  # -> list[FaceSample]
 def train(args: argparse.Namespace) -> int:
     """Run `dfl train`; returns the exit code."""
     from dfl import backend
-    from dfl.registry import check_available
-    from dfl.state import ModelStore
-    from dfl.ui.importer import dfl_model_to_import
-    from dfl.workspace import model_folder
+    from dfl.models.registry import check_available
+    from dfl.store.model_store import ModelStore
+    from dfl.store.workspace import model_folder
+    from dfl.ui.import_command import dfl_model_to_import
 
     backend_name = backend.select(args.backend)
     text.info("Running trainer.")
@@ -189,8 +189,8 @@ def _train_locked(
     (`pending_import`) is imported once the device is chosen, then resumed."""
     from dfl import backend
     from dfl.cli import EXIT_FAILED, EXIT_OK, UserError
+    from dfl.models.registry import load as load_model
     from dfl.options import model_option_table, parse_assignments, resolve_options
-    from dfl.registry import load as load_model
     from dfl.ui.prompts import answer_from_console, override_gate
 
     with store.lock() as lock_note:
@@ -212,7 +212,7 @@ def _train_locked(
         backend.use_device(device)
         backend.import_keras(backend_name)  # only after the device is chosen; quiets TF
         if pending_import is not None and loaded is None:
-            from dfl.ui.importer import import_into_store
+            from dfl.ui.import_command import import_into_store
 
             import_into_store(pending_import, store, name)
             loaded = store.load()
@@ -226,7 +226,7 @@ def _train_locked(
         overrides = parse_assignments(args.opt)
         source = None  # --pretrained-model-dir: its architecture options are this model's too
         if args.pretrained_model_dir and loaded is None:
-            from dfl.ui.importer import pretrained_overrides, pretrained_source
+            from dfl.ui.import_command import pretrained_overrides, pretrained_source
 
             source = pretrained_source(args.pretrained_model_dir, model_type, spec)
             overrides = {**pretrained_overrides(source, table), **overrides}
@@ -243,7 +243,7 @@ def _train_locked(
 
         pretrained = None
         if source is not None:
-            from dfl.ui.importer import pretrained_weights
+            from dfl.ui.import_command import pretrained_weights
 
             pretrained = pretrained_weights(source, options, table)
         if options.get("pretrain"):
@@ -267,9 +267,9 @@ def _train_locked(
 
             return show_samples(spec, options, src, dst, no_window=args.no_preview)
 
-        from dfl.batcher import default_workers
-        from dfl.runner import Schedule, TrainingRunner
-        from dfl.trainer import Trainer, TrainingSetup, model_summary
+        from dfl.data.batcher import default_workers
+        from dfl.training.runner import Schedule, TrainingRunner
+        from dfl.training.trainer import Trainer, TrainingSetup, model_summary
 
         text.info(
             model_summary(
@@ -277,7 +277,7 @@ def _train_locked(
             )
         )
         if loaded is not None:  # a reused model: say when it meets faces it was not trained on
-            from dfl.facesetid import differences, identities
+            from dfl.data.facesetid import differences, identities
 
             for line in differences(loaded.state.facesets, identities(src, dst)):
                 text.note(line)

@@ -9,7 +9,7 @@ import sys
 import cv2
 import numpy as np
 
-from dfl.events import Command
+from dfl.training.events import Command
 
 WINDOW_TITLE = "Training preview"
 KEY_POLL_MS = 10  # the UI loop also pumps events and console keys, so keep each wait short

@@ -1,0 +1,1 @@
+"""Faces in: aligned facesets, their DFL metadata, augmentation and the batcher."""

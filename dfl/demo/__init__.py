@@ -1,0 +1,1 @@
+"""The synthetic demo people and their facesets."""

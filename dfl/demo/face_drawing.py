@@ -1,0 +1,510 @@
+"""Procedural demo "people": faces drawn with OpenCV, with 68 landmarks and DFL alignment data."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from dfl.data import landmarks as L
+
+FACE_TYPE = L.WHOLE_FACE
+
+# Subpixel precision of polygon drawing (OpenCV "shift" bits).
+SHIFT_BITS = 4
+SHIFT_SCALE = 1 << SHIFT_BITS
+
+# Per-image pose ranges (radians) and source-frame placement.
+MAX_YAW = 0.35
+MAX_PITCH = 0.15
+MAX_ROLL = 0.20
+SOURCE_FRAME_FACTOR = 2.0  # virtual source frame side, in output resolutions
+SOURCE_SCALE_RANGE = (0.9, 1.5)  # template units -> source pixels, per 256 px of output
+
+# Blurs wider than this (pixels) run on a downscaled copy.
+BLUR_FULL_RES_MAX_SIGMA = 2.0
+
+EAR_ANGLES = np.linspace(0.0, 2.0 * math.pi, 16, endpoint=False)
+
+# The background is drawn this many times smaller than the image, then enlarged.
+BACKGROUND_DOWNSCALE = 4
+
+# Pixel noise added to each finished image (uint8 levels, standard deviation).
+NOISE_SIGMA = 2.0
+
+
+@dataclass(frozen=True)
+class Person:
+    """Everything that makes one synthetic identity look like itself (colours BGR 0-255)."""
+
+    name: str
+    skin: tuple[int, int, int]
+    hair: tuple[int, int, int]
+    brow: tuple[int, int, int]
+    iris: tuple[int, int, int]
+    lips: tuple[int, int, int]
+    blush: tuple[int, int, int]
+    shirt: tuple[int, int, int]
+    hair_style: str  # 'short' or 'long'
+    face_width: float  # x scale of the face outline
+    jaw_round: float  # extra width of the lower jaw (template units)
+    chin_drop: float  # chin lengthening (template units)
+    eye_size: float
+    brow_thickness: float  # template units
+    brow_raise: float  # template units
+    brow_arch: float  # template units
+    nose_width: float
+    nose_length: float  # template units
+    mouth_width: float
+    lip_thickness: float  # template units
+    hairline: float  # template y of the hairline at the centre
+    hair_volume: float  # how far the hair stands out around the skull (template units)
+    hair_part: float  # hairline tilt: how much lower it sits on the left (template units)
+
+
+PERSON_SRC = Person(
+    name="ada",
+    skin=(150, 185, 232),
+    hair=(30, 28, 40),
+    brow=(30, 30, 45),
+    iris=(170, 110, 40),
+    lips=(90, 70, 190),
+    blush=(120, 140, 235),
+    shirt=(110, 60, 30),
+    hair_style="short",
+    face_width=0.92,
+    jaw_round=-4.0,
+    chin_drop=6.0,
+    eye_size=1.05,
+    brow_thickness=3.0,
+    brow_raise=2.0,
+    brow_arch=4.0,
+    nose_width=0.85,
+    nose_length=2.0,
+    mouth_width=0.9,
+    lip_thickness=1.5,
+    hairline=-100.0,
+    hair_volume=14.0,
+    hair_part=14.0,
+)
+
+PERSON_DST = Person(
+    name="bo",
+    skin=(75, 110, 165),
+    hair=(50, 170, 220),
+    brow=(40, 120, 170),
+    iris=(30, 60, 90),
+    lips=(90, 60, 140),
+    blush=(80, 100, 210),
+    shirt=(60, 140, 60),
+    hair_style="long",
+    face_width=1.06,
+    jaw_round=6.0,
+    chin_drop=-4.0,
+    eye_size=0.9,
+    brow_thickness=5.5,
+    brow_raise=-2.0,
+    brow_arch=0.5,
+    nose_width=1.25,
+    nose_length=-1.0,
+    mouth_width=1.12,
+    lip_thickness=3.5,
+    hairline=-92.0,
+    hair_volume=20.0,
+    hair_part=0.0,
+)
+
+PERSONS = (PERSON_SRC, PERSON_DST)
+
+
+# --- geometry in the template frame (units ~ pixels of a 256 px whole_face crop) ---------------
+
+
+def _arc(n: int, half_width: float, y0: float, top: float, z0: float, z_top: float) -> np.ndarray:
+    """3-D arc from (-half_width, y0) over the top (0, top) to (+half_width, y0)."""
+    t = np.linspace(math.pi, 0.0, n)
+    s = np.sin(t)
+    return np.stack(
+        [half_width * np.cos(t), y0 + (top - y0) * s**0.8, z0 + (z_top - z0) * s], axis=1
+    )
+
+
+def _person_shape(p: Person) -> dict[str, np.ndarray]:
+    """3-D landmarks and extra outline points of one person in a neutral pose."""
+    lm = L.MEAN_SHAPE_3D.copy()
+    jaw = lm[L.JAW]
+    low = np.clip((jaw[:, 1] + 30.0) / 107.0, 0.0, 1.0)  # 0 at the temples, 1 at the chin
+    jaw[:, 0] *= p.face_width
+    jaw[:, 0] += np.sign(jaw[:, 0]) * p.jaw_round * np.sin(low * math.pi) ** 2
+    jaw[:, 1] += p.chin_drop * low**3
+    lm[L.JAW] = jaw
+    for eye in (L.RIGHT_EYE, L.LEFT_EYE):
+        c = lm[eye].mean(axis=0)
+        lm[eye] = c + (lm[eye] - c) * [p.eye_size, p.eye_size * 1.6, 1.0]
+    for brow in (L.RIGHT_BROW, L.LEFT_BROW):
+        lm[brow, 1] -= (
+            p.brow_raise
+            + p.brow_arch
+            * np.array([0.0, 0.6, 1.0, 0.7, 0.2])[:: 1 if brow == L.RIGHT_BROW else -1]
+        )
+    nose = lm[31:36]
+    nose[:, 0] = lm[33, 0] + (nose[:, 0] - lm[33, 0]) * p.nose_width
+    lm[30:36, 1] += p.nose_length
+    mouth = lm[48:68]
+    cx = lm[62, 0]
+    mouth[:, 0] = cx + (mouth[:, 0] - cx) * p.mouth_width
+    lm[48:68] = mouth
+    lm[49:54, 1] -= p.lip_thickness
+    lm[55:60, 1] += p.lip_thickness
+    # A closed mouth: the inner lower lip sits just under the inner upper lip.
+    lm[65, 1], lm[66, 1], lm[67, 1] = lm[63, 1] + 1.0, lm[62, 1] + 1.0, lm[61, 1] + 1.0
+
+    half_w = 0.5 * (lm[16, 0] - lm[0, 0])
+    top = _arc(15, half_w, lm[0, 1], -122.0, 47.0, 10.0)  # forehead outline
+    skull = _arc(21, half_w + p.hair_volume, lm[0, 1] + 20.0, -130.0 - p.hair_volume, 50.0, 10.0)
+    hairline = _arc(15, half_w - 2.0, lm[0, 1] - 8.0, p.hairline, 44.0, 0.0)
+    hairline[:, 1] += (
+        p.hair_part
+        * (0.5 + 0.5 * hairline[:, 0] / half_w)
+        * np.sin(np.linspace(0.0, math.pi, len(hairline)))
+    )
+    neck_w = 0.55 * half_w
+    neck = np.array(
+        [
+            [-neck_w, 30.0, 25.0],
+            [-neck_w - 4.0, 150.0, 25.0],
+            [neck_w + 4.0, 150.0, 25.0],
+            [neck_w, 30.0, 25.0],
+        ]
+    )
+    shoulders = np.array(
+        [
+            [-neck_w - 2.0, 115.0, 25.0],
+            [-170.0, 150.0, 25.0],
+            [-190.0, 260.0, 25.0],
+            [190.0, 260.0, 25.0],
+            [170.0, 150.0, 25.0],
+            [neck_w + 2.0, 115.0, 25.0],
+        ]
+    )
+    ears = np.array([[-half_w - 4.0, -12.0, 40.0], [half_w + 4.0, -12.0, 40.0]])
+    return {
+        "lm": lm,
+        "top": top,
+        "skull": skull,
+        "hairline": hairline,
+        "neck": neck,
+        "shoulders": shoulders,
+        "ears": ears,
+    }
+
+
+def _expression(lm: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, dict[str, float]]:
+    """Move mouth, eyes and brows for a random expression; return the points and the knobs."""
+    lm = lm.copy()
+    open_ = float(rng.uniform(0.0, 1.0)) if rng.random() < 0.45 else 0.0
+    smile = float(rng.uniform(-0.3, 1.0))
+    blink = float(rng.uniform(0.6, 0.9)) if rng.random() < 0.12 else float(rng.uniform(0, 0.25))
+    surprise = float(rng.uniform(0.0, 1.0)) if rng.random() < 0.25 else 0.0
+    gaze = rng.uniform(-0.18, 0.18, size=2) * [1.0, 0.5]
+
+    drop = open_ * 16.0
+    lm[[65, 66, 67], 1] += drop
+    lm[55:60, 1] += drop * np.array([0.6, 0.9, 1.0, 0.9, 0.6])
+    lm[5:12, 1] += drop * 0.35 * np.array([0.3, 0.7, 0.9, 1.0, 0.9, 0.7, 0.3])
+    for corner, inner, side in ((48, 60, -1.0), (54, 64, 1.0)):
+        lm[[corner, inner], 1] -= smile * 5.0
+        lm[[corner, inner], 0] += side * smile * 3.5
+    lm[[49, 53], 1] -= smile * 1.5
+    for upper, lower in (((37, 38), (41, 40)), ((43, 44), (47, 46))):
+        lm[list(upper), 1] += (lm[list(lower), 1] - lm[list(upper), 1]) * blink
+    lm[17:27, 1] -= surprise * 6.0
+    return lm, {"open": open_, "smile": smile, "blink": blink, "gaze_x": gaze[0], "gaze_y": gaze[1]}
+
+
+def _rotation(yaw: float, pitch: float, roll: float) -> np.ndarray:
+    cy, sy = math.cos(yaw), math.sin(yaw)
+    cp, sp = math.cos(pitch), math.sin(pitch)
+    cr, sr = math.cos(roll), math.sin(roll)
+    ry = np.array([[cy, 0, sy], [0, 1, 0], [-sy, 0, cy]])
+    rx = np.array([[1, 0, 0], [0, cp, -sp], [0, sp, cp]])
+    rz = np.array([[cr, -sr, 0], [sr, cr, 0], [0, 0, 1]])
+    return rz @ rx @ ry
+
+
+# --- drawing helpers --------------------------------------------------------------------------
+
+
+def _ipts(pts: np.ndarray) -> np.ndarray:
+    return np.round(np.asarray(pts)[:, :2] * SHIFT_SCALE).astype(np.int32)
+
+
+def _fill(img: np.ndarray, pts: np.ndarray, color) -> None:
+    cv2.fillPoly(img, [_ipts(pts)], color, lineType=cv2.LINE_AA, shift=SHIFT_BITS)
+
+
+def _line(img: np.ndarray, pts: np.ndarray, color, thickness: float, closed: bool = False) -> None:
+    t = max(1, round(thickness))
+    cv2.polylines(img, [_ipts(pts)], closed, color, t, lineType=cv2.LINE_AA, shift=SHIFT_BITS)
+
+
+def _disc(shape: tuple[int, int], centre, radius: float) -> np.ndarray:
+    """Anti-aliased filled circle mask with subpixel centre and radius."""
+    m = np.zeros(shape, np.float32)
+    c = (round(float(centre[0]) * SHIFT_SCALE), round(float(centre[1]) * SHIFT_SCALE))
+    cv2.circle(m, c, max(1, round(radius * SHIFT_SCALE)), 1.0, -1, cv2.LINE_AA, SHIFT_BITS)
+    return m
+
+
+def _resample(pts: np.ndarray, n: int) -> np.ndarray:
+    """n points evenly spaced by index along a polyline."""
+    t = np.linspace(0, len(pts) - 1, n)
+    return np.stack([np.interp(t, np.arange(len(pts)), pts[:, k]) for k in range(2)], axis=1)
+
+
+def _mask(shape: tuple[int, int], pts: np.ndarray) -> np.ndarray:
+    m = np.zeros(shape, np.float32)
+    _fill(m, pts, 1.0)
+    return m
+
+
+def _blend(img: np.ndarray, mask: np.ndarray, color, alpha: float = 1.0) -> None:
+    """img := img·(1 - a·mask) + color·a·mask, in place (float32 image), on the mask's box."""
+    rows = np.flatnonzero(mask.max(axis=1) > 0)
+    if rows.size == 0:
+        return
+    cols = np.flatnonzero(mask[rows[0] : rows[-1] + 1].max(axis=0) > 0)
+    box = (slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1))
+    a = mask[box][..., None] * np.float32(alpha)
+    roi = img[box]
+    roi -= a * (roi - np.asarray(color, np.float32))
+
+
+def _shade(c, k: float) -> tuple[float, float, float]:
+    return tuple(float(np.clip(v * k, 0, 255)) for v in c)
+
+
+def _jitter(c, rng: np.random.Generator, amount: float) -> tuple[float, float, float]:
+    return tuple(float(np.clip(v + rng.normal(0, amount), 0, 255)) for v in c)
+
+
+def _blur(mask: np.ndarray, sigma: float) -> np.ndarray:
+    """Gaussian blur; wide blurs run on a smaller copy (same look, a fraction of the cost)."""
+    factor = int(sigma / BLUR_FULL_RES_MAX_SIGMA)
+    if factor < 2:
+        return cv2.GaussianBlur(mask, (0, 0), max(sigma, 0.3))
+    h, w = mask.shape[:2]
+    small = cv2.resize(
+        mask, (max(1, w // factor), max(1, h // factor)), interpolation=cv2.INTER_AREA
+    )
+    small = cv2.GaussianBlur(small, (0, 0), sigma / factor)
+    return cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
+
+
+def _background(res: int, inv: np.ndarray, rng: np.random.Generator, src_px: float) -> np.ndarray:
+    """A random backdrop defined in the source frame, seen through the alignment."""
+    # Drawn at a quarter of the resolution (it is soft anyway), then enlarged.
+    low = max(16, res // BACKGROUND_DOWNSCALE)
+    k = res / low
+    coords = (np.arange(low, dtype=np.float32) + 0.5) * k
+    xx, yy = coords[None, :], coords[:, None]
+    sx = inv[0, 0] * xx + inv[0, 1] * yy + inv[0, 2]
+    sy = inv[1, 0] * xx + inv[1, 1] * yy + inv[1, 2]
+    base = rng.uniform(40, 230, size=3).astype(np.float32)
+    other = np.clip(base + rng.normal(0, 60, size=3), 0, 255).astype(np.float32)
+    ang = rng.uniform(-0.6, 0.6) + math.pi / 2
+    span = src_px * rng.uniform(300, 600)
+    g = ((sx * math.cos(ang) + sy * math.sin(ang)) / span) % 2.0
+    g = np.minimum(g, 2.0 - g)[..., None]
+    bg = base * (1 - g) + other * g
+    kind = rng.integers(0, 3)
+    if kind == 1:  # soft vertical stripes (curtain / panels)
+        period = src_px * rng.uniform(40, 110)
+        stripes = 0.5 + 0.5 * np.sin(sx / period * 2 * math.pi)
+        bg *= (0.85 + 0.15 * stripes)[..., None]
+    elif kind == 2:  # blurred blobs (bokeh)
+        fwd = cv2.invertAffineTransform(inv)
+        for _ in range(int(rng.integers(3, 8))):
+            c = L.transform_points(rng.uniform(0, SOURCE_FRAME_FACTOR * res, size=(1, 2)), fwd)[0]
+            r = float(rng.uniform(0.05, 0.2) * low)
+            color = rng.uniform(30, 255, size=3)
+            m = np.zeros((low, low), np.float32)
+            centre = (round(c[0] / k * SHIFT_SCALE), round(c[1] / k * SHIFT_SCALE))
+            cv2.circle(m, centre, round(r * SHIFT_SCALE), 1.0, -1, cv2.LINE_AA, SHIFT_BITS)
+            _blend(bg, m, color, 0.6)
+    bg = _blur(bg.astype(np.float32), 0.8)
+    return cv2.resize(bg, (res, res), interpolation=cv2.INTER_LINEAR)
+
+
+# --- one face ---------------------------------------------------------------------------------
+
+
+def render_face(
+    person: Person, rng: np.random.Generator, resolution: int, index: int = 0
+) -> tuple[np.ndarray, dict]:
+    """Draw one aligned whole_face image (uint8 BGR) of ``person`` and its DFL metadata."""
+    res = int(resolution)
+    shape = _person_shape(person)
+    lm3, expr = _expression(shape["lm"], rng)
+    shape = {**shape, "lm": lm3}
+
+    # Pose: rotate in 3-D about the face centre and project orthographically into a virtual
+    # source frame with a random scale and position.
+    yaw = float(rng.uniform(-MAX_YAW, MAX_YAW))
+    pitch = float(rng.uniform(-MAX_PITCH, MAX_PITCH))
+    roll = float(rng.uniform(-MAX_ROLL, MAX_ROLL))
+    rot = _rotation(yaw, pitch, roll)
+    frame = SOURCE_FRAME_FACTOR * res
+    src_scale = float(rng.uniform(*SOURCE_SCALE_RANGE)) * res / 256.0
+    centre = rng.uniform(0.35, 0.65, size=2) * frame
+    pivot = np.array([0.0, 0.0, 10.0])
+
+    def to_source(pts: np.ndarray) -> np.ndarray:
+        return ((pts - pivot) @ rot.T)[:, :2] * src_scale + centre
+
+    src_lm = to_source(shape["lm"])
+    mat = L.transform_matrix(src_lm, res, FACE_TYPE)
+    px = float(np.sqrt(abs(np.linalg.det(mat[:, :2])))) * src_scale  # template unit -> px
+
+    def to_aligned(pts: np.ndarray) -> np.ndarray:
+        return L.transform_points(to_source(pts), mat)
+
+    P = {k: to_aligned(v) for k, v in shape.items()}
+    lm = P["lm"]
+    hw = (res, res)
+
+    img = _background(res, cv2.invertAffineTransform(mat), rng, src_scale)
+    skin = _jitter(person.skin, rng, 4.0)
+    hair = _jitter(person.hair, rng, 5.0)
+
+    # Hair behind the head (long styles reach the shoulders).
+    skull = P["skull"]
+    if person.hair_style == "long":
+        back = np.vstack([skull, to_aligned(np.array([[95.0, 110.0, 40.0], [-95.0, 110.0, 40.0]]))])
+        _blend(img, _mask(hw, back), _shade(hair, 0.8))
+
+    _blend(img, _mask(hw, P["shoulders"]), _jitter(person.shirt, rng, 12.0))
+    neck = _mask(hw, P["neck"])
+    _blend(img, neck, _shade(skin, 0.82))
+    # Ears, then the face over them.
+    for c in P["ears"]:
+        ear = c + px * np.stack([9 * np.cos(EAR_ANGLES), 19 * np.sin(EAR_ANGLES)], axis=1)
+        _blend(img, _mask(hw, ear), _shade(skin, 0.9))
+
+    outline = np.vstack([lm[L.JAW], P["top"][::-1][1:-1]])
+    face = _mask(hw, outline)
+    # Shadow of the jaw on the neck.
+    chin_shadow = _blur(np.roll(face, round(6 * px), axis=0) * neck, 4 * px)
+    _blend(img, chin_shadow, (0, 0, 0), 0.35)
+
+    # Skin with soft edge shading and a side light.
+    light = np.array([rng.uniform(-1, 1), -0.6])
+    ramp = np.arange(res, dtype=np.float32) / res - 0.5
+    lit = 1.0 + 0.24 * (ramp[None, :] * light[0] + ramp[:, None] * light[1])
+    edge = _blur(face, 10 * px)
+    skin_layer = np.asarray(skin, np.float32) * (0.72 + 0.28 * edge * lit)[..., None]
+    f3 = face[..., None]
+    img *= 1.0 - f3
+    img += f3 * skin_layer
+
+    # Cheeks.
+    for a, b in ((2, 31), (14, 35)):
+        c = 0.5 * (lm[a] + lm[b]) + np.array([0.0, 6 * px])
+        _blend(img, _blur(_disc(hw, c, 13 * px), 7 * px) * face, person.blush, 0.35)
+
+    # Nose: soft shadow beside the ridge, nostrils, tip.
+    side = 1.0 if light[0] < 0 else -1.0
+    ridge = lm[27:31] + np.array([side * 4.5 * px, 0.0])
+    m = np.zeros(hw, np.float32)
+    _line(m, ridge, 1.0, 3 * px)
+    _blend(img, _blur(m, 2.5 * px) * face, _shade(skin, 0.6), 0.6)
+    m = np.zeros(hw, np.float32)
+    _line(m, lm[31:36], 1.0, 2.5 * px)
+    _blend(img, _blur(m, 1.5 * px), _shade(skin, 0.55), 0.8)
+    for n in (32, 34):
+        _blend(img, _disc(hw, lm[n], 2 * px), _shade(skin, 0.4))
+
+    # Mouth: lips, inner mouth with teeth when open, the line between the lips.
+    lips = _jitter(person.lips, rng, 5.0)
+    _blend(img, _mask(hw, lm[48:60]), lips)
+    _blend(img, _mask(hw, lm[[48, 49, 50, 51, 52, 53, 54, 64, 63, 62, 61, 60]]), _shade(lips, 0.8))
+    if expr["open"] > 0.05:
+        inner = _mask(hw, lm[60:68])
+        _blend(img, inner, (35, 25, 60))
+        teeth = lm[[60, 61, 62, 63, 64]] + np.array([0.0, 3.5 * px * expr["open"] + 1])
+        tpoly = np.vstack([lm[[60, 61, 62, 63, 64]], teeth[::-1]])
+        _blend(img, _mask(hw, tpoly) * inner, (225, 235, 240))
+    _line(img, lm[[48, *range(60, 65), 54]], _shade(lips, 0.45), 1.6 * px)
+
+    # Eyes: white, iris and pupil clipped to the lids, a highlight, lid lines.
+    iris = _jitter(person.iris, rng, 6.0)
+    for eye in (L.RIGHT_EYE, L.LEFT_EYE):
+        pts = lm[eye]
+        white = _mask(hw, pts)
+        _blend(img, white, (235, 240, 245))
+        width = float(np.linalg.norm(pts[3] - pts[0]))
+        c = pts.mean(axis=0) + np.array([expr["gaze_x"], expr["gaze_y"]]) * width
+        r = 0.27 * width
+        _blend(img, _disc(hw, c, r) * white, iris)
+        _blend(img, _disc(hw, c, 0.45 * r) * white, (15, 15, 15))
+        _blend(img, _disc(hw, c - 0.35 * r, 0.2 * r) * white, (255, 255, 255), 0.9)
+        _line(img, pts[[0, 1, 2, 3]], (25, 20, 20), 1.8 * px)
+        _line(img, pts[[3, 4, 5, 0]], _shade(skin, 0.6), 1.0 * px)
+
+    # Brows: a thick stroke, thinning toward the tail.
+    for brow in (L.RIGHT_BROW, L.LEFT_BROW):
+        pts = lm[brow] if brow == L.RIGHT_BROW else lm[brow][::-1]
+        m = np.zeros(hw, np.float32)
+        for k in range(4):
+            t = person.brow_thickness * px * (1.0 - 0.18 * k)
+            _line(m, pts[k : k + 2], 1.0, t)
+        _blend(img, _blur(m, 0.6 * px), person.brow, 0.95)
+
+    # Hair over the forehead.
+    hairline = P["hairline"]
+    cap = np.vstack([skull, hairline[::-1]])
+    hmask = _mask(hw, cap)
+    if person.hair_style == "long":
+        for sgn in (-1.0, 1.0):
+            strand = np.array(
+                [
+                    [sgn * 60.0, -95.0, 30.0],
+                    [sgn * 100.0, -60.0, 40.0],
+                    [sgn * 98.0, 40.0, 40.0],
+                    [sgn * 92.0, 105.0, 40.0],
+                    [sgn * 80.0, 105.0, 40.0],
+                    [sgn * 78.0, 20.0, 40.0],
+                    [sgn * 74.0, -55.0, 40.0],
+                ]
+            )
+            hmask = np.maximum(hmask, _mask(hw, to_aligned(strand)))
+    # Strands follow the head: curves between the skull outline and the hairline.
+    tex = np.zeros(hw, np.float32)
+    outer, inner = _resample(skull, 24), _resample(hairline, 24)
+    for f in rng.uniform(0.0, 1.0, size=28):
+        lo, hi = sorted(rng.uniform(0.0, 1.0, size=2) * 23)
+        curve = (outer * (1 - f) + inner * f)[int(lo) : int(hi) + 2]
+        curve = curve + rng.normal(0, 1.0 * px, size=curve.shape)
+        _line(tex, curve, float(rng.uniform(-1, 1)), 1.3 * px)
+    hair_layer = np.asarray(hair, np.float32) * (0.85 + 0.25 * _blur(tex, 0.7 * px))[..., None]
+    hair_layer *= (0.75 + 0.25 * _blur(hmask, 6 * px))[..., None]
+    h3 = hmask[..., None]
+    img *= 1.0 - h3
+    img += h3 * hair_layer
+
+    img += rng.standard_normal(size=img.shape, dtype=np.float32) * np.float32(NOISE_SIGMA)
+    out = np.clip(img, 0, 255).astype(np.uint8)
+
+    x0, y0 = np.floor(src_lm.min(axis=0)).astype(int)
+    x1, y1 = np.ceil(src_lm.max(axis=0)).astype(int)
+    meta = {
+        "face_type": FACE_TYPE,
+        "landmarks": lm.astype(np.float32).tolist(),
+        "source_filename": f"{index + 1:05d}.png",
+        "source_rect": [int(x0), int(y0), int(x1), int(y1)],
+        "source_landmarks": src_lm.astype(np.float32).tolist(),
+        "image_to_face_mat": mat.tolist(),
+    }
+    return out, meta

@@ -1,0 +1,1 @@
+"""Other programs' files: DeepFaceLab model import and DeepFaceLive .dfm export."""

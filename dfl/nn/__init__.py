@@ -1,0 +1,1 @@
+"""Backend-neutral network parts shared by the models: blocks, autoencoders, losses, optimizers."""

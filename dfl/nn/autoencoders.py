@@ -1,0 +1,485 @@
+"""DFL's DeepFakeArchi networks (SAEHD and Quick96) in Keras 3: encoder, inter, decoder and the
+df and liae autoencoders, after numerics.md §1.1-1.3 (DFL is GPL-3.0; written from its numerics).
+
+Archi opts, as in DFL's archi strings (`liae-udt`):
+  u  pixel-normalise the encoder's flat output;
+  d  the inter works at res/32 and the decoder ends in a 2x pixel-shuffle head (double resolution
+     at about the same cost), plus one more mask upscale;
+  t  one more down/up-scale stage (the encoder goes to res/32, the inter has no upscale);
+  c  x·cos(x) instead of leaky ReLU in every Downscale, Upscale and ResidualBlock.
+
+Layer names are DFL-like and stable (`decoder_src/res0/conv1/kernel`): saved checkpoints map
+weights by order and name, so do not rename or reorder layers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import keras
+import numpy as np
+from keras import ops
+
+from dfl.nn import blocks as nn
+
+ARCHI_OPTS = "udtc"  # the letters DFL's SAEHD accepts after "df-" / "liae-"
+ENCODER_KERNEL = 5
+ENCODER_DOWNSCALES = 4
+PREVIEW_CHUNK = 4  # images per forward pass in predict_preview
+
+OUTPUT_KEYS = ("pred_src", "pred_src_mask", "pred_dst", "pred_dst_mask")
+# Optional outputs an autoencoder can be asked for (`extra_outputs`):
+#   "swap": pred_src_dst, pred_src_dst_mask (dst face through the src path; bg style loss)
+#   "swap_no_code_grad": pred_src_dst_no_code_grad, pred_src_dst_no_code_grad_mask (the same
+#       with the code's gradient stopped, so only the decoder learns; face style loss)
+#   "codes": src_code, dst_code (the inter outputs; df's true-face code discriminator)
+EXTRA_OUTPUTS = ("swap", "swap_no_code_grad", "codes")
+
+
+@dataclass(frozen=True)
+class Architecture:
+    """One DeepFakeArchi: resolution (px), dims, and DFL archi opts (letters of 'udtc')."""
+
+    resolution: int
+    ae_dims: int
+    e_dims: int
+    d_dims: int
+    d_mask_dims: int
+    opts: str = "ud"
+
+    def __post_init__(self) -> None:
+        bad = sorted(set(self.opts) - set(ARCHI_OPTS))
+        if bad:
+            raise ValueError(f"unknown archi opts {''.join(bad)!r}: use letters of {ARCHI_OPTS!r}")
+        step = self.resolution_multiple
+        if self.resolution < step or self.resolution % step:
+            raise ValueError(
+                f"resolution {self.resolution} must be a multiple of {step} for opts {self.opts!r}"
+            )
+
+    @property
+    def resolution_multiple(self) -> int:
+        """32 when 'd' or 't' is in the opts (both go one level deeper), else 16."""
+        return 32 if {"d", "t"} & set(self.opts) else 16
+
+    @property
+    def cosine(self) -> bool:
+        return "c" in self.opts
+
+    @property
+    def lowest_dense_res(self) -> int:
+        return self.resolution // (32 if "d" in self.opts else 16)
+
+    @property
+    def encoder_res(self) -> int:
+        return self.resolution // (32 if "t" in self.opts else 16)
+
+    @property
+    def encoder_out_dims(self) -> int:
+        return self.encoder_res**2 * self.e_dims * 8
+
+    @property
+    def code_res(self) -> int:
+        """Spatial size of the inter's output (the decoders' input)."""
+        return self.lowest_dense_res * (1 if "t" in self.opts else 2)
+
+
+# ----------------------------------------------------------------- 'c': x·cos(x) activation
+def cos_activation(x: Any) -> Any:
+    """DFL's 'c' archi activation: x·cos(x) (the leaky-ReLU slope is ignored)."""
+    return x * ops.cos(x)
+
+
+class CosDownscale(nn.Downscale):
+    """Downscale with x·cos(x) instead of leaky ReLU."""
+
+    def call(self, x: Any) -> Any:
+        return cos_activation(self.conv1(x))
+
+
+class CosDownscaleBlock(nn.DownscaleBlock):
+    """DownscaleBlock made of CosDownscales (same layer names and shapes)."""
+
+    def __init__(self, filters: int, n_downscales: int, kernel_size: int = 5, **kwargs: Any):
+        super().__init__(filters, 0, kernel_size, **kwargs)
+        self.n_downscales = n_downscales
+        self.downs = [
+            CosDownscale(filters * min(2**i, 8), kernel_size, name=f"downs_{i}")
+            for i in range(n_downscales)
+        ]
+
+
+class CosUpscale(nn.Upscale):
+    """Upscale with x·cos(x) before the pixel shuffle."""
+
+    def call(self, x: Any) -> Any:
+        return nn.depth_to_space(cos_activation(self.conv1(x)))
+
+
+class CosResidualBlock(nn.ResidualBlock):
+    """ResidualBlock with x·cos(x) in both places."""
+
+    def call(self, x: Any) -> Any:
+        y = self.conv2(cos_activation(self.conv1(x)))
+        return cos_activation(x + y)
+
+
+@dataclass(frozen=True)
+class _Blocks:
+    downscale: type
+    downscale_block: type
+    upscale: type
+    residual: type
+
+
+_LEAKY = _Blocks(nn.Downscale, nn.DownscaleBlock, nn.Upscale, nn.ResidualBlock)
+_COSINE = _Blocks(CosDownscale, CosDownscaleBlock, CosUpscale, CosResidualBlock)
+
+
+def _blocks(arch: Architecture) -> _Blocks:
+    return _COSINE if arch.cosine else _LEAKY
+
+
+# ------------------------------------------------------------------------------ networks
+def build_encoder(arch: Architecture, name: str = "encoder") -> keras.Model:
+    """Image (res, res, 3) -> flat code of length arch.encoder_out_dims, (C, H, W) order."""
+    blocks = _blocks(arch)
+    image = keras.Input((arch.resolution, arch.resolution, 3), name="image")
+    e = arch.e_dims
+    if "t" in arch.opts:
+        x = blocks.downscale(e, ENCODER_KERNEL, name="down1")(image)
+        x = blocks.residual(e, name="res1")(x)
+        x = blocks.downscale(e * 2, ENCODER_KERNEL, name="down2")(x)
+        x = blocks.downscale(e * 4, ENCODER_KERNEL, name="down3")(x)
+        x = blocks.downscale(e * 8, ENCODER_KERNEL, name="down4")(x)
+        x = blocks.downscale(e * 8, ENCODER_KERNEL, name="down5")(x)
+        x = blocks.residual(e * 8, name="res5")(x)
+    else:
+        x = blocks.downscale_block(e, ENCODER_DOWNSCALES, ENCODER_KERNEL, name="down1")(image)
+    x = nn.FlattenCHW(name="flatten")(x)
+    if "u" in arch.opts:
+        x = nn.PixelNorm(name="pixel_norm")(x)
+    return keras.Model(image, x, name=name)
+
+
+def build_inter(
+    arch: Architecture, ae_out_dims: int | None = None, name: str = "inter"
+) -> keras.Model:
+    """Flat code -> Dense(ae) -> Dense(ldr²·ae_out) -> (ldr, ldr, ae_out) [-> Upscale, no 't'].
+
+    ae_out_dims: ae_dims for df, 2·ae_dims for liae's inter_AB and inter_B.
+    """
+    ae_out = ae_out_dims or arch.ae_dims
+    ldr = arch.lowest_dense_res
+    code = keras.Input((arch.encoder_out_dims,), name="code")
+    x = nn.dense(arch.ae_dims, name="dense1")(code)
+    x = nn.dense(ldr * ldr * ae_out, name="dense2")(x)
+    x = nn.ReshapeCHW(ldr, ldr, ae_out, name="reshape")(x)
+    if "t" not in arch.opts:
+        x = _blocks(arch).upscale(ae_out, name="upscale1")(x)
+    return keras.Model(code, x, name=name)
+
+
+def build_decoder(
+    arch: Architecture, in_dims: int | None = None, name: str = "decoder"
+) -> keras.Model:
+    """Code (code_res, code_res, in_dims) -> [image (res, res, 3), mask (res, res, 1)], sigmoid.
+
+    in_dims: ae_dims for df's decoders, 4·ae_dims for liae's one decoder.
+    """
+    blocks = _blocks(arch)
+    in_ch = in_dims or arch.ae_dims
+    d, dm = arch.d_dims, arch.d_mask_dims
+    z = keras.Input((arch.code_res, arch.code_res, in_ch), name="code")
+    if "t" in arch.opts:
+        rgb_dims = (8 * d, 8 * d, 4 * d, 2 * d)
+        mask_dims = [8 * dm, 8 * dm, 4 * dm, 2 * dm]
+    else:
+        rgb_dims = (8 * d, 4 * d, 2 * d)
+        mask_dims = [8 * dm, 4 * dm, 2 * dm]
+    if "d" in arch.opts:
+        mask_dims.append(dm)
+
+    x = z
+    for i, ch in enumerate(rgb_dims):
+        x = blocks.upscale(ch, name=f"upscale{i}")(x)
+        x = blocks.residual(ch, name=f"res{i}")(x)
+    if "d" in arch.opts:
+        heads = [nn.Conv2D(3, 1, name="out_conv")(x)]
+        heads += [nn.Conv2D(3, 3, name=f"out_conv{i}")(x) for i in (1, 2, 3)]
+        x = keras.layers.Concatenate(axis=-1, name="out_concat")(heads)
+        x = nn.DepthToSpace(name="out_d2s")(x)
+    else:
+        x = nn.Conv2D(3, 1, name="out_conv")(x)
+    image = nn.sigmoid_output("image")(x)
+
+    m = z
+    for i, ch in enumerate(mask_dims):
+        m = blocks.upscale(ch, name=f"upscalem{i}")(m)
+    m = nn.Conv2D(1, 1, name="out_convm")(m)
+    mask = nn.sigmoid_output("mask")(m)
+    return keras.Model(z, [image, mask], name=name)
+
+
+def _check_extras(extra_outputs: tuple[str, ...] | list[str]) -> tuple[str, ...]:
+    extras = tuple(extra_outputs)
+    unknown = sorted(set(extras) - set(EXTRA_OUTPUTS))
+    if unknown:
+        raise ValueError(f"unknown extra outputs {unknown}: choose from {EXTRA_OUTPUTS}")
+    return extras
+
+
+class _Autoencoder(keras.Model):
+    """Shared parts of the df and liae autoencoders: config, previews, chunked inference."""
+
+    LAYOUT = ""
+
+    def __init__(
+        self,
+        arch: Architecture | dict,
+        extra_outputs: tuple[str, ...] | list[str] = (),
+        **kwargs: Any,
+    ):
+        kwargs.setdefault("name", self.LAYOUT)
+        super().__init__(**kwargs)
+        self.arch = Architecture(**arch) if isinstance(arch, dict) else arch
+        self.extra_outputs = _check_extras(extra_outputs)
+
+    @property
+    def networks(self) -> dict[str, keras.Model]:
+        raise NotImplementedError
+
+    def get_config(self) -> dict:
+        return {
+            "arch": asdict(self.arch),
+            "extra_outputs": list(self.extra_outputs),
+            "name": self.name,
+        }
+
+    # The three codes of a batch of encoder outputs; each layout defines them.
+    def _codes(self, features: Any, which: tuple[str, ...], training: bool) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def _decode(self, code_name: str, code: Any, training: bool) -> tuple[Any, Any]:
+        raise NotImplementedError
+
+    def _predict(self, images: np.ndarray, which: tuple[str, ...]) -> list[np.ndarray]:
+        """Run unwarped images through the named paths ('src', 'dst', 'swap') in chunks:
+        [image, mask] per path, as numpy."""
+        results: list[list[np.ndarray]] = [[] for _ in range(2 * len(which))]
+        with nn.no_grad():
+            for start in range(0, len(images), PREVIEW_CHUNK):
+                chunk = np.asarray(images[start : start + PREVIEW_CHUNK], dtype=np.float32)
+                features = self.encoder(chunk, training=False)
+                codes = self._codes(features, which, training=False)
+                for i, path in enumerate(which):
+                    img, mask = self._decode(path, codes[path], training=False)
+                    results[2 * i].append(ops.convert_to_numpy(img))
+                    results[2 * i + 1].append(ops.convert_to_numpy(mask))
+        return [np.concatenate(r, axis=0) for r in results]
+
+    def swap(self, target_dst: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """dst faces through the src path: (image, mask) as numpy."""
+        sd, sdm = self._predict(target_dst, ("swap",))
+        return sd, sdm
+
+    def predict_preview(
+        self, target_src: np.ndarray, target_dst: np.ndarray
+    ) -> dict[str, np.ndarray]:
+        """ss, ssm, dd, ddm, sd, sdm for unwarped targets (numpy, eager, no training)."""
+        ss, ssm = self._predict(target_src, ("src",))
+        dd, ddm, sd, sdm = self._predict(target_dst, ("dst", "swap"))
+        return {"ss": ss, "ssm": ssm, "dd": dd, "ddm": ddm, "sd": sd, "sdm": sdm}
+
+    def _add_extras(
+        self, out: dict, src_code: Any, dst_code: Any, swap_code: Any, training: bool
+    ) -> dict:
+        if "swap" in self.extra_outputs:
+            img, mask = self._decode("swap", swap_code, training)
+            out["pred_src_dst"], out["pred_src_dst_mask"] = img, mask
+        if "swap_no_code_grad" in self.extra_outputs:
+            img, mask = self._decode("swap", ops.stop_gradient(swap_code), training)
+            out["pred_src_dst_no_code_grad"] = img
+            out["pred_src_dst_no_code_grad_mask"] = mask
+        if "codes" in self.extra_outputs:
+            out["src_code"], out["dst_code"] = src_code, dst_code
+        return out
+
+
+class DFAutoencoder(_Autoencoder):
+    """DFL's df layout: one encoder and inter, decoder_src and decoder_dst (SAEHD df, Quick96).
+
+    Called with a dict holding warped_src and warped_dst, it returns pred_src, pred_src_mask,
+    pred_dst and pred_dst_mask (plus any `extra_outputs`). Swap = decoder_src(inter(enc(dst))).
+    """
+
+    LAYOUT = "df"
+
+    def __init__(
+        self,
+        arch: Architecture | dict,
+        extra_outputs: tuple[str, ...] | list[str] = (),
+        **kwargs: Any,
+    ):
+        super().__init__(arch, extra_outputs, **kwargs)
+        arch = self.arch
+        # each network's variables are named under its own scope ("decoder_src/res0/conv1/kernel")
+        with keras.name_scope("encoder"):
+            self.encoder = build_encoder(arch)
+        with keras.name_scope("inter"):
+            self.inter = build_inter(arch)
+        with keras.name_scope("decoder_src"):
+            self.decoder_src = build_decoder(arch, name="decoder_src")
+        with keras.name_scope("decoder_dst"):
+            self.decoder_dst = build_decoder(arch, name="decoder_dst")
+        self.built = True
+
+    @property
+    def networks(self) -> dict[str, keras.Model]:
+        return {
+            "encoder": self.encoder,
+            "inter": self.inter,
+            "decoder_src": self.decoder_src,
+            "decoder_dst": self.decoder_dst,
+        }
+
+    def call(self, inputs: dict, training: bool = False) -> dict:
+        # src and dst share the encoder and inter: one pass over both halves
+        images = ops.concatenate([inputs["warped_src"], inputs["warped_dst"]], axis=0)
+        code = self.inter(self.encoder(images, training=training), training=training)
+        src_code, dst_code = ops.split(code, 2, axis=0)
+        pred_src, pred_src_mask = self.decoder_src(src_code, training=training)
+        pred_dst, pred_dst_mask = self.decoder_dst(dst_code, training=training)
+        out = {
+            "pred_src": pred_src,
+            "pred_src_mask": pred_src_mask,
+            "pred_dst": pred_dst,
+            "pred_dst_mask": pred_dst_mask,
+        }
+        return self._add_extras(out, src_code, dst_code, dst_code, training)
+
+    def _codes(self, features: Any, which: tuple[str, ...], training: bool) -> dict[str, Any]:
+        code = self.inter(features, training=training)
+        return dict.fromkeys(which, code)
+
+    def _decode(self, code_name: str, code: Any, training: bool) -> tuple[Any, Any]:
+        decoder = self.decoder_dst if code_name == "dst" else self.decoder_src
+        img, mask = decoder(code, training=training)
+        return img, mask
+
+    # Quick96 and older callers
+    def _run(self, images: np.ndarray, decoders: tuple[str, ...]) -> list[np.ndarray]:
+        paths = tuple("dst" if name == "decoder_dst" else "src" for name in decoders)
+        return self._predict(images, paths)
+
+
+class LIAEAutoencoder(_Autoencoder):
+    """DFL's liae layout: encoder, inter_AB, inter_B (each ae -> 2·ae channels) and one decoder
+    (4·ae input channels), numerics.md §1.2:
+
+      src code  = concat(AB(e_src), AB(e_src))
+      dst code  = concat(B(e_dst), AB(e_dst))
+      swap code = concat(AB(e_dst), AB(e_dst))
+
+    Called with warped_src and warped_dst, it returns pred_src, pred_src_mask, pred_dst and
+    pred_dst_mask (plus any `extra_outputs`).
+    """
+
+    LAYOUT = "liae"
+
+    def __init__(
+        self,
+        arch: Architecture | dict,
+        extra_outputs: tuple[str, ...] | list[str] = (),
+        **kwargs: Any,
+    ):
+        super().__init__(arch, extra_outputs, **kwargs)
+        arch = self.arch
+        with keras.name_scope("encoder"):
+            self.encoder = build_encoder(arch)
+        with keras.name_scope("inter_AB"):
+            self.inter_AB = build_inter(arch, 2 * arch.ae_dims, name="inter_AB")
+        with keras.name_scope("inter_B"):
+            self.inter_B = build_inter(arch, 2 * arch.ae_dims, name="inter_B")
+        with keras.name_scope("decoder"):
+            self.decoder = build_decoder(arch, 4 * arch.ae_dims, name="decoder")
+        self.built = True
+
+    @property
+    def networks(self) -> dict[str, keras.Model]:
+        return {
+            "encoder": self.encoder,
+            "inter_AB": self.inter_AB,
+            "inter_B": self.inter_B,
+            "decoder": self.decoder,
+        }
+
+    def call(self, inputs: dict, training: bool = False) -> dict:
+        images = ops.concatenate([inputs["warped_src"], inputs["warped_dst"]], axis=0)
+        features = self.encoder(images, training=training)
+        ab = self.inter_AB(features, training=training)
+        ab_src, ab_dst = ops.split(ab, 2, axis=0)
+        _, dst_features = ops.split(features, 2, axis=0)
+        b_dst = self.inter_B(dst_features, training=training)
+        src_code = ops.concatenate([ab_src, ab_src], axis=-1)
+        dst_code = ops.concatenate([b_dst, ab_dst], axis=-1)
+        # one decoder pass over both halves
+        pred, pred_mask = self.decoder(
+            ops.concatenate([src_code, dst_code], axis=0), training=training
+        )
+        pred_src, pred_dst = ops.split(pred, 2, axis=0)
+        pred_src_mask, pred_dst_mask = ops.split(pred_mask, 2, axis=0)
+        out = {
+            "pred_src": pred_src,
+            "pred_src_mask": pred_src_mask,
+            "pred_dst": pred_dst,
+            "pred_dst_mask": pred_dst_mask,
+        }
+        if self.extra_outputs:
+            swap_code = ops.concatenate([ab_dst, ab_dst], axis=-1)
+            out = self._add_extras(out, src_code, dst_code, swap_code, training)
+        return out
+
+    def _codes(self, features: Any, which: tuple[str, ...], training: bool) -> dict[str, Any]:
+        ab = self.inter_AB(features, training=training)
+        codes: dict[str, Any] = {}
+        for path in which:
+            if path == "dst":
+                b = self.inter_B(features, training=training)
+                codes[path] = ops.concatenate([b, ab], axis=-1)
+            else:  # 'src' for src images, 'swap' for dst images: the same AB-only code
+                codes[path] = ops.concatenate([ab, ab], axis=-1)
+        return codes
+
+    def _decode(self, code_name: str, code: Any, training: bool) -> tuple[Any, Any]:
+        img, mask = self.decoder(code, training=training)
+        return img, mask
+
+
+LAYOUTS: dict[str, type[_Autoencoder]] = {"df": DFAutoencoder, "liae": LIAEAutoencoder}
+
+
+def build_autoencoder(
+    layout: str, arch: Architecture, extra_outputs: tuple[str, ...] | list[str] = ()
+) -> _Autoencoder:
+    """The df or liae autoencoder for an Architecture."""
+    if layout not in LAYOUTS:
+        raise ValueError(f"unknown layout {layout!r}: choose df or liae")
+    return LAYOUTS[layout](arch, extra_outputs)
+
+
+CUSTOM_OBJECTS = {
+    **nn.CUSTOM_OBJECTS,
+    **{
+        cls.__name__: cls
+        for cls in (
+            CosDownscale,
+            CosDownscaleBlock,
+            CosUpscale,
+            CosResidualBlock,
+            DFAutoencoder,
+            LIAEAutoencoder,
+        )
+    },
+}

@@ -1,0 +1,2 @@
+"""The saved-model format: model folder, checkpoints, manifest, lock, backups, loss history,
+workspace."""

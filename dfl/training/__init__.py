@@ -1,0 +1,1 @@
+"""The training loop: trainer, worker-thread runner, events, previews, summary, benchmark."""

@@ -1,0 +1,1 @@
+"""AMP: DeepFaceLab's morphable model for DeepFaceLive (one shared decoder, morph factor)."""

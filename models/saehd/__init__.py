@@ -1,0 +1,1 @@
+"""SAEHD: DeepFaceLab's quality model (df/liae autoencoders, GAN, true face)."""
