@@ -95,11 +95,27 @@ class Faceset:
             return ""
         return f"{len(self.skipped)} skipped: {_count_categories(self.skipped)}"
 
+    def refused_names(self) -> list[str]:
+        """File names (pak entries: ``<pak>/<entry>``) whose metadata was refused, in order."""
+        return [_display_name(p, self.folder) for p, r in self.skipped if _category(r) == REFUSED]
+
+    def skipped_report(self) -> str:
+        """Every skipped file with its reason, one ``name: reason`` line each (for a log file)."""
+        return "".join(f"{_display_name(p, self.folder)}: {r}\n" for p, r in self.skipped)
+
 
 class _Skip(Exception):
     def __init__(self, category: str, detail: str = ""):
         super().__init__(category)
         self.reason = f"{category}: {detail}" if detail else category
+
+
+def _display_name(path: Path, folder: Path) -> str:
+    """The path relative to the faceset folder (a pak entry keeps its ``faceset.pak/`` part)."""
+    try:
+        return path.relative_to(folder).as_posix()
+    except ValueError:
+        return str(path)
 
 
 def _category(reason: str) -> str:

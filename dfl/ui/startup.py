@@ -20,6 +20,8 @@ from dfl.ui import text
 MODEL_CHOICES = ("SAEHD", "AMP", "Quick96")
 DEFAULT_MODEL = "Quick96"
 ERROR_REPORT = "last_error.txt"  # the traceback of a failed run, beside the checkpoints
+SKIPPED_LOG = "skipped_{side}_faces.txt"  # in the models folder: every skipped face file, why
+REFUSED_NAMES_SHOWN = 3  # refused face files named in the warning; the log lists them all
 
 
 @dataclass
@@ -129,7 +131,9 @@ def _device(args: argparse.Namespace, stored: str | None) -> tuple[str, list[str
     return choice, describe_devices(picked), (min(memories) if memories else None)
 
 
-def _load_faceset(folder: Path, side: str):  # -> list[FaceSample]
+def _load_faceset(folder: Path, side: str, log_dir: Path):  # -> list[FaceSample]
+    """Load one side's faces; skipped files are counted, refused ones named (all of them, with
+    every other skipped file and its reason, in ``log_dir/skipped_<side>_faces.txt``)."""
     from dfl.data.faceset import load_faceset
 
     bar = tqdm(desc=f"Loading {side} samples", unit="file", leave=True, dynamic_ncols=True)
@@ -143,10 +147,33 @@ def _load_faceset(folder: Path, side: str):  # -> list[FaceSample]
         faceset = load_faceset(folder, progress=progress)
     finally:
         bar.close()
+    log = log_dir / SKIPPED_LOG.format(side=side)
     if faceset.skipped:
         text.warn(f"{side}: {faceset.skipped_summary()}")
+        _write_skipped_log(log, faceset.skipped_report())
+        refused = faceset.refused_names()
+        if refused:
+            shown = ", ".join(refused[:REFUSED_NAMES_SHOWN])
+            extra = len(refused) - REFUSED_NAMES_SHOWN
+            more = f" and {extra} more" if extra > 0 else ""
+            text.warn(
+                f"{side}: metadata refused (it asks to run code; nothing was run) in {shown}"
+                f"{more}. Every skipped file and why: {log}"
+            )
+    else:
+        with contextlib.suppress(OSError):  # a list from an earlier run no longer applies
+            log.unlink()
     text.info(f"{side}: {len(faceset.samples)} faces from {folder}")
     return faceset.samples
+
+
+def _write_skipped_log(path: Path, report: str) -> None:
+    from dfl.store.fsutil import write_text_durable
+
+    try:
+        write_text_durable(path, report)
+    except OSError as exc:  # the list is a help, not a reason to stop
+        text.warn(f"cannot write the list of skipped files to {path}: {exc.strerror or exc}")
 
 
 def train(args: argparse.Namespace) -> int:
@@ -254,13 +281,13 @@ def _train_locked(
                 )
             pretrain_dir = args.pretraining_data_dir.expanduser().resolve()
             text.info(f"Pretraining: both sides read {pretrain_dir}")
-            src = _load_faceset(pretrain_dir, "pretraining")
+            src = _load_faceset(pretrain_dir, "pretraining", folders.model_dir)
             dst = src
         else:
             if args.pretraining_data_dir:
                 text.note("--pretraining-data-dir is used only by SAEHD's pretrain mode; ignored.")
-            src = _load_faceset(folders.src, "src")
-            dst = _load_faceset(folders.dst, "dst")
+            src = _load_faceset(folders.src, "src", folders.model_dir)
+            dst = _load_faceset(folders.dst, "dst", folders.model_dir)
 
         if args.debug:
             from dfl.ui.debugview import show_samples
