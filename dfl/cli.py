@@ -220,10 +220,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         text.error("Cancelled; nothing was changed.")
         return EXIT_CANCELLED
     except Exception as exc:
-        from dfl.errors import user_errors
+        from dfl.errors import read_only_message, user_errors
 
         if isinstance(exc, user_errors()):
             text.error(str(exc))
+            return EXIT_USAGE
+        message = read_only_message(exc)  # a read-only workspace or model folder
+        if message is not None:
+            text.error(message)
             return EXIT_USAGE
         raise
 

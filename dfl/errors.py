@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import errno
+from pathlib import Path
+
+# OS errors meaning "this place cannot be written": a read-only file system, no permission.
+_READ_ONLY_ERRNOS = frozenset({errno.EROFS, errno.EACCES, errno.EPERM})
+
 
 class UserError(Exception):
     """A problem the user can fix; printed without a traceback, exit code 2."""
@@ -29,4 +35,20 @@ def user_errors() -> tuple[type[BaseException], ...]:
         WorkspaceError,
         BatchError,
         BackendError,
+    )
+
+
+def read_only_message(error: BaseException) -> str | None:
+    """A user message for an OSError saying a folder cannot be written (read-only file system,
+    no permission), naming the folder and what to do; None for any other error."""
+    if not isinstance(error, OSError) or error.errno not in _READ_ONLY_ERRNOS:
+        return None
+    if not error.filename:
+        return f"cannot write here: {error.strerror or error}. Choose a writable folder."
+    target = Path(error.filename)
+    why = "is on a read-only file system" if error.errno == errno.EROFS else "is not writable"
+    return (
+        f"cannot create {target}: the folder {target.parent} {why} ({error.strerror}). "
+        "Make it writable, or choose another place (--workspace DIR; for `dfl train` also "
+        "--model-dir DIR). Nothing was changed."
     )

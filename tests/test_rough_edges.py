@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import builtins
+import errno
+import os
 import pickle
 import shutil
 from pathlib import Path
 
 import cv2
 import numpy as np
+import pytest
 
 from dfl.data import jpeg_metadata
 from dfl.data.faceset import load_faceset
@@ -56,3 +59,78 @@ def test_refused_metadata_files_are_named(tmp_path: Path, capsys) -> None:
     (tmp_path / "src" / "notes.txt").unlink()
     _load_faceset(tmp_path / "src", "src", models)
     assert not log.exists()
+
+
+def _refuse_writes_under(monkeypatch, root: Path, err: int = errno.EROFS) -> None:
+    """Simulate a read-only file system below `root` (tests run as root: chmod cannot)."""
+    real_mkdir, real_open = os.mkdir, os.open
+
+    def check(path) -> None:
+        if str(path).startswith(str(root)):
+            raise OSError(err, os.strerror(err), str(path))
+
+    def mkdir(path, *args, **kwargs):
+        check(path)
+        return real_mkdir(path, *args, **kwargs)
+
+    def open_(path, flags, *args, **kwargs):
+        if flags & (os.O_WRONLY | os.O_RDWR | os.O_CREAT):
+            check(path)
+        return real_open(path, flags, *args, **kwargs)
+
+    monkeypatch.setattr(os, "mkdir", mkdir)
+    monkeypatch.setattr(os, "open", open_)
+
+
+def _tree(root: Path) -> list[str]:
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*"))
+
+
+@pytest.mark.parametrize("err", [errno.EROFS, errno.EACCES])
+def test_read_only_workspace_train(tmp_path: Path, monkeypatch, capsys, err: int) -> None:
+    from dfl.cli import EXIT_USAGE, main
+
+    ws = tmp_path / "ws"
+    _refuse_writes_under(monkeypatch, ws, err)
+    args = ["train", "--workspace", str(ws), "--model", "Quick96", "--name", "m"]
+    assert main([*args, "--cpu-only", "--no-preview"]) == EXIT_USAGE
+    message = capsys.readouterr().err
+    assert f"cannot create {ws}" in message and "--workspace" in message
+    assert "Traceback" not in message
+    assert not ws.exists()
+
+
+def test_read_only_workspace_partly_made_is_removed(tmp_path: Path, monkeypatch) -> None:
+    from dfl.store.workspace import Workspace
+
+    ws = tmp_path / "ws"
+    _refuse_writes_under(monkeypatch, ws / "model")
+    with pytest.raises(OSError):
+        Workspace(ws).ensure()
+    assert not ws.exists()
+
+
+def test_read_only_model_folder(tmp_path: Path, monkeypatch, capsys) -> None:
+    from dfl.cli import EXIT_USAGE, main
+    from dfl.store.workspace import Workspace
+
+    ws = tmp_path / "ws"
+    Workspace(ws).ensure()
+    before = _tree(tmp_path)
+    _refuse_writes_under(monkeypatch, ws / "model" / "m_Quick96" / "trainer.lock")
+    args = ["train", "--workspace", str(ws), "--model", "Quick96", "--name", "m"]
+    assert main([*args, "--cpu-only", "--no-preview"]) == EXIT_USAGE
+    message = capsys.readouterr().err
+    assert "trainer.lock" in message and str(ws / "model" / "m_Quick96") in message
+    assert _tree(tmp_path) == before  # the new model's folder is gone again
+
+
+def test_read_only_workspace_demo(tmp_path: Path, monkeypatch, capsys) -> None:
+    from dfl.cli import EXIT_USAGE, main
+
+    ws = tmp_path / "ws"
+    _refuse_writes_under(monkeypatch, ws)
+    assert main(["demo", "--workspace", str(ws), "--count", "1"]) == EXIT_USAGE
+    message = capsys.readouterr().err
+    assert "read-only file system" in message and str(tmp_path) in message
+    assert not ws.exists()

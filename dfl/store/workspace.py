@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 from dataclasses import dataclass
@@ -145,15 +146,25 @@ class Workspace:
         return self.models_dir or Path(self.root) / "model"
 
     def ensure(self) -> list[Path]:
-        """Create missing folders (parents included); returns those created, outermost first."""
+        """Create missing folders (parents included); returns those created, outermost first.
+
+        When one cannot be created (read-only, no permission) the ones this call made are
+        removed again and the OSError propagates.
+        """
         created: list[Path] = []
-        for target in (Path(self.root), self.data_src, self.data_dst, self.model_dir):
-            for folder in (*reversed(target.parents), target):
-                if folder.is_dir():
-                    continue
-                try:
-                    folder.mkdir()
-                except FileExistsError:
-                    continue
-                created.append(folder)
+        try:
+            for target in (Path(self.root), self.data_src, self.data_dst, self.model_dir):
+                for folder in (*reversed(target.parents), target):
+                    if folder.is_dir():
+                        continue
+                    try:
+                        folder.mkdir()
+                    except FileExistsError:
+                        continue
+                    created.append(folder)
+        except OSError:
+            for folder in reversed(created):  # innermost first; all empty, as just made
+                with contextlib.suppress(OSError):
+                    folder.rmdir()
+            raise
         return created
