@@ -145,6 +145,9 @@ def build_parser() -> argparse.ArgumentParser:
     from dfl.ui import bench_command
 
     bench_command.add_parser(sub)
+    from dfl.ui import video_command
+
+    video_command.add_parsers(sub)
     return parser
 
 
