@@ -29,7 +29,7 @@ def main(path: str) -> None:
     model = quick96.build({}, arch)
     model.set_weights(weights)
     optimizer = RMSprop(learning_rate=quick96.LR, lr_dropout=1.0)
-    step = backend.make_train_step(model, quick96.compute_losses, optimizer)
+    step = backend.make_model_step(model, quick96.compute_losses, optimizer)
     before = step.evaluate(batch)
     during = step(batch)
     after = step.evaluate(batch)

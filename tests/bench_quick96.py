@@ -33,11 +33,13 @@ def main() -> None:
     model = quick96.build({})
     optimizer = RMSprop(quick96.LR) if args.no_dropout else quick96.make_optimizer({})
     if args.jit_compile and name == "tensorflow":
-        from dfl.backend.tensorflow import TrainStep
+        from dfl.backend.step import model_group
+        from dfl.backend.tensorflow import Step
 
-        step = TrainStep(model, quick96.compute_losses, optimizer, jit_compile=True)
+        group = model_group(model, quick96.compute_losses, optimizer, loss_key="loss")
+        step = Step([group], [model], jit_compile=True)
     else:
-        step = backend.make_train_step(model, quick96.compute_losses, optimizer)
+        step = backend.make_model_step(model, quick96.compute_losses, optimizer)
     build_s = time.perf_counter() - t0
 
     rng = np.random.default_rng(0)

@@ -32,11 +32,11 @@ def _networks(module: str, options: dict) -> tuple[list[Any], Any]:
     spec = importlib.import_module(f"dfl.models.{module}.model")
     if module == "quick96":
         model = spec.build(options, spec.TINY)
-        step = backend.make_train_step(model, spec.compute_losses, spec.make_optimizer(options))
+        step = backend.make_model_step(model, spec.compute_losses, spec.make_optimizer(options))
         return [model], step
     model = spec.build(options)
     training = spec.make_training(options, model)
-    return list(training.models), backend.make_multi_step(training.groups, training.models)
+    return list(training.models), backend.make_step(training.groups, training.models)
 
 
 def _load(path: str) -> tuple[str, dict, dict, list[dict]]:

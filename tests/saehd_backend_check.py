@@ -29,7 +29,7 @@ def main(path: str) -> None:
     import keras
     import numpy as np
 
-    from dfl.backend.multistep import make_multi_step
+    from dfl.backend import make_step
 
     keras.utils.set_random_seed(0)
     with np.load(path, allow_pickle=False) as data:
@@ -43,7 +43,7 @@ def main(path: str) -> None:
     for mi, net in enumerate(training.models):
         keys = sorted(k for k in weights if k.startswith(f"w_{mi:02d}_"))
         net.set_weights([weights[k] for k in keys])
-    step = make_multi_step(training.groups, training.models)
+    step = make_step(training.groups, training.models)
     before = step.evaluate(batch)
     during = step(batch)
     after = step.evaluate(batch)

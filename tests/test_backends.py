@@ -99,9 +99,9 @@ def test_list_devices_parses_nvidia_smi(tmp_path, monkeypatch):
     assert backend.list_devices() == []
 
 
-def test_make_train_step_dispatches_to_the_loaded_backend():
+def test_make_step_dispatches_to_the_loaded_backend():
     model = quick96.build({}, quick96.TINY)
-    step = backend.make_train_step(model, quick96.compute_losses, quick96.make_optimizer({}))
+    step = backend.make_model_step(model, quick96.compute_losses, quick96.make_optimizer({}))
     assert type(step).__module__ == f"dfl.backend.{keras.backend.backend()}"
     assert callable(step.sync)
     assert callable(step.evaluate)

@@ -191,6 +191,6 @@ def test_check_devices_refuses_several_for_torch_only(monkeypatch: pytest.Monkey
 def test_data_parallel_on_one_device_changes_nothing() -> None:
     with backend.data_parallel(1) as devices:
         model = quick96.build({}, quick96.TINY)
-        step = backend.make_train_step(model, quick96.compute_losses, quick96.make_optimizer())
+        step = backend.make_model_step(model, quick96.compute_losses, quick96.make_optimizer())
     assert devices.n_devices == 1
     assert getattr(step, "devices", 1) == 1

@@ -134,7 +134,7 @@ def test_tiny_training_reduces_loss_and_previews():
     keras.utils.set_random_seed(0)
     model = quick96.build({}, quick96.TINY)
     optimizer = quick96.make_optimizer({})
-    step = backend.make_train_step(model, quick96.compute_losses, optimizer)
+    step = backend.make_model_step(model, quick96.compute_losses, optimizer)
     batch = make_batch(quick96.TINY.resolution, batch=4)
     before = step.evaluate(batch)
     assert set(before) == {"loss", "src_loss", "dst_loss"}

@@ -511,7 +511,7 @@ def test_tiny_training_step_with_placeholder_losses():
     options = {"archi": "liae-udt", "resolution": 64, "lr_dropout": "y", "clipgrad": True, **TINY}
     model = saehd.build(options)
     optimizer = saehd.make_optimizer(options)
-    step = backend.make_train_step(model, saehd.make_compute_losses(options), optimizer)
+    step = backend.make_model_step(model, saehd.make_compute_losses(options), optimizer)
     batch = make_batch(64, batch=2)
     before = {name: [to_np(w).copy() for w in net.weights] for name, net in model.networks.items()}
     for _ in range(3):

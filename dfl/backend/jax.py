@@ -1,4 +1,5 @@
-"""Training step on the JAX backend: jax.jit over stateless_call + optimizer.stateless_apply.
+"""Training step on the JAX backend: jax.jit over the loss groups, each evaluated statelessly and
+applied with its optimizer's stateless_apply.
 
 Several devices: `data_parallel(n)` sets a one-axis device mesh for the steps made inside. Their
 state (weights, optimizer slots) is replicated on every device and each batch is sharded along
@@ -9,13 +10,16 @@ batch), so XLA partitions it and sums the gradients across devices.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import jax
 import jax.numpy as jnp
+import keras
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+from dfl.backend.step import LOSS_KEY, LossGroup, StepBase, unique
 
 BATCH_AXIS = "batch"
 _meshes: list[Mesh] = []  # the mesh of the innermost data_parallel, if any
@@ -72,7 +76,7 @@ class Placement:
         copy = jnp.array(value, copy=True)
         return copy if self.mesh is None else jax.device_put(copy, self._first)
 
-    def inputs(self, inputs: dict[str, np.ndarray], split: bool = True) -> dict[str, jax.Array]:
+    def inputs(self, inputs: Mapping[str, np.ndarray], split: bool = True) -> dict[str, jax.Array]:
         """The batch as float32 arrays; on a mesh, split evenly along the first axis (or, with
         split=False, whole on every device: evaluation takes any batch size)."""
         from dfl.backend import BackendError
@@ -91,80 +95,123 @@ class Placement:
         return jax.device_put(arrays, self._batch)
 
 
-class TrainStep:
-    """One optimizer step per call; the model and optimizer state lives here between steps.
+class Step(StepBase):
+    """jax.jit over the groups: each group's loss is evaluated statelessly (keras.StatelessScope
+    over every variable of `models`), differentiated w.r.t. its own variables only, and applied
+    with its optimizer's stateless_apply. The state (weights, optimizer slots) lives here
+    between steps and its buffers are donated to each step: call `sync()` before reading the
+    Keras variables (saving, previews) and `refresh()` after changing them (loading weights)."""
 
-    A step whose loss is not finite changes nothing (weights, optimizer state) and returns it.
-
-    Call `sync()` before reading the Keras variables (saving, previews) and `refresh()` after
-    changing them (loading weights).
-    """
-
-    def __init__(self, model: Any, compute_losses: Any, optimizer: Any):
-        self.model = model
-        self.optimizer = optimizer
-        self._placement = Placement()
+    def __init__(self, groups: Sequence[LossGroup], models: Sequence[Any]):
+        super().__init__(groups, models)
+        self._placement = Placement()  # one device, or the mesh of an enclosing data_parallel
         self.devices = self._placement.devices
-        if not optimizer.built:
-            optimizer.build(model.trainable_variables)
-
-        def loss_and_aux(trainable: list, non_trainable: list, inputs: dict, training: bool):
-            outputs, non_trainable = model.stateless_call(
-                trainable, non_trainable, inputs, training=training
-            )
-            losses = compute_losses(outputs, inputs)
-            return losses["loss"], (losses, non_trainable)
-
-        grad_fn = jax.value_and_grad(loss_and_aux, has_aux=True)
-
-        def step(state: tuple, inputs: dict) -> tuple:
-            trainable, non_trainable, opt_vars = state
-            (loss, (losses, non_trainable)), grads = grad_fn(trainable, non_trainable, inputs, True)
-            # a non-finite loss leaves weights and optimizer state untouched (decision 15)
-            trainable, opt_vars = jax.lax.cond(
-                jnp.isfinite(loss),
-                lambda: tuple(optimizer.stateless_apply(opt_vars, grads, trainable)),
-                lambda: (list(trainable), list(opt_vars)),
-            )
-            return losses, (trainable, non_trainable, opt_vars)
-
-        def evaluate(state: tuple, inputs: dict) -> dict:
-            trainable, non_trainable, _ = state
-            _, (losses, _) = loss_and_aux(trainable, non_trainable, inputs, False)
-            return losses
-
-        self._step = self._placement.jit(step, donate=True)
-        self._evaluate = self._placement.jit(evaluate)
+        self._variables = unique(
+            [v for m in self.models for v in m.variables]
+            + [v for g in self.groups for v in g.variables]
+        )
+        index = {id(v): i for i, v in enumerate(self._variables)}
+        self._group_index = [[index[id(v)] for v in g.variables] for g in self.groups]
+        self._steps: dict[tuple[int, ...], Any] = {}
+        self._evals: dict[tuple[int, ...], Any] = {}
         self.refresh()
+
+    def _losses(self, gi: int, values: list, inputs: dict, training: bool) -> tuple[Any, list]:
+        """Group gi's losses with every variable read from `values`; also the values after any
+        assignment the forward pass made (non-trainable state)."""
+        mapping = list(zip(self._variables, values, strict=True))
+        with keras.StatelessScope(state_mapping=mapping) as scope:
+            losses = dict(self.groups[gi].compute(inputs, training))
+        updated = []
+        for variable, value in zip(self._variables, values, strict=True):
+            current = scope.get_current_value(variable)
+            updated.append(value if current is None else current)
+        return losses, updated
+
+    def _group_step(self, gi: int, values: list, opt_values: list, inputs: dict) -> tuple:
+        """One group's pass: (losses, all values after it, its optimizer's new values)."""
+        group, idx = self.groups[gi], self._group_index[gi]
+
+        def objective(trainable: list) -> tuple:
+            full = list(values)
+            for i, value in zip(idx, trainable, strict=True):
+                full[i] = value
+            losses, updated = self._losses(gi, full, inputs, True)
+            return losses[LOSS_KEY], (losses, updated)
+
+        trainable = [values[i] for i in idx]
+        (loss, (losses, updated)), grads = jax.value_and_grad(objective, has_aux=True)(trainable)
+
+        def apply() -> tuple:
+            new_t, new_o = group.optimizer.stateless_apply(opt_values, grads, trainable)
+            return list(new_t), list(new_o)
+
+        def keep() -> tuple:
+            return list(trainable), list(opt_values)
+
+        # a non-finite objective leaves this group untouched (decision 15)
+        new_t, new_o = jax.lax.cond(jnp.isfinite(loss), apply, keep)
+        after = list(updated)
+        for i, value in zip(idx, new_t, strict=True):
+            after[i] = value
+        return losses, after, new_o
+
+    def _make_step(self, selected: tuple[int, ...]) -> Any:
+        def step(state: tuple, inputs: dict) -> tuple:
+            values, opt_values = state
+            values, opt_values = list(values), [list(o) for o in opt_values]
+            out = []
+            for gi in selected:  # each group sees the weights the previous one updated
+                losses, values, opt_values[gi] = self._group_step(
+                    gi, values, opt_values[gi], inputs
+                )
+                out.append(losses)
+            return out, (values, opt_values)
+
+        return self._placement.jit(step, donate=True)
+
+    def _make_eval(self, selected: tuple[int, ...]) -> Any:
+        def evaluate(state: tuple, inputs: dict) -> list:
+            values, _ = state
+            return [self._losses(gi, list(values), inputs, False)[0] for gi in selected]
+
+        return self._placement.jit(evaluate)
 
     def refresh(self) -> None:
         """Copy the Keras variables into the step's state (the step donates its own buffers)."""
         place = self._placement.state
         self._state = (
-            place([v.value for v in self.model.trainable_variables]),
-            place([v.value for v in self.model.non_trainable_variables]),
-            place([v.value for v in self.optimizer.variables]),
+            place([v.value for v in self._variables]),
+            [place([v.value for v in g.optimizer.variables]) for g in self.groups],
         )
 
     def sync(self) -> None:
         """Write the step's state back into the Keras variables (copies, so steps can go on)."""
-        trainable, non_trainable, opt_vars = self._state
-        for variables, values in (
-            (self.model.trainable_variables, trainable),
-            (self.model.non_trainable_variables, non_trainable),
-            (self.optimizer.variables, opt_vars),
-        ):
-            for variable, value in zip(variables, values, strict=True):
+        values, opt_values = self._state
+        for variable, value in zip(self._variables, values, strict=True):
+            variable.assign(self._placement.variable(value))
+        for group, group_values in zip(self.groups, opt_values, strict=True):
+            for variable, value in zip(group.optimizer.variables, group_values, strict=True):
                 variable.assign(self._placement.variable(value))
 
-    def __call__(self, inputs: dict[str, np.ndarray]) -> dict[str, float]:
-        losses, self._state = self._step(self._state, self._placement.inputs(inputs))
-        return {k: float(v) for k, v in losses.items()}
+    def __call__(
+        self, inputs: Mapping[str, np.ndarray], groups: Sequence[str] | None = None
+    ) -> dict[str, float]:
+        selected = self.select(groups)
+        if selected not in self._steps:
+            self._steps[selected] = self._make_step(selected)
+        out, self._state = self._steps[selected](self._state, self._placement.inputs(inputs))
+        return self.report(selected, out)
 
-    def evaluate(self, inputs: dict[str, np.ndarray]) -> dict[str, float]:
-        losses = self._evaluate(self._state, self._placement.inputs(inputs, split=False))
-        return {k: float(v) for k, v in losses.items()}
+    def evaluate(
+        self, inputs: Mapping[str, np.ndarray], groups: Sequence[str] | None = None
+    ) -> dict[str, float]:
+        selected = self.select(groups)
+        if selected not in self._evals:
+            self._evals[selected] = self._make_eval(selected)
+        arrays = self._placement.inputs(inputs, split=False)
+        return self.report(selected, self._evals[selected](self._state, arrays))
 
 
-def make_train_step(model: Any, compute_losses: Any, optimizer: Any) -> TrainStep:
-    return TrainStep(model, compute_losses, optimizer)
+def make_step(groups: Sequence[LossGroup], models: Sequence[Any]) -> Step:
+    return Step(groups, models)

@@ -1,4 +1,5 @@
-"""Training step on the TensorFlow backend: GradientTape in a tf.function (no XLA by default).
+"""Training step on the TensorFlow backend: a GradientTape per loss group inside one tf.function
+(no XLA by default) per selection of groups.
 
 Several devices: `data_parallel(n)` enters a tf.distribute.MirroredStrategy, so the networks and
 optimizers built inside have mirrored variables. A step made inside splits each batch across the
@@ -11,13 +12,13 @@ global clipnorm and learning-rate dropout see the whole batch's gradient exactly
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import tensorflow as tf
 
-LOSS_KEY = "loss"  # the objective: a sum over the batch; every other value is a batch mean
+from dfl.backend.step import LOSS_KEY, LossGroup, StepBase
 
 
 def split_cpu(n: int) -> None:
@@ -123,66 +124,81 @@ def apply_if_finite(optimizer: Any, loss: tf.Tensor, grads: list, variables: lis
     tf.cond(tf.math.is_finite(loss), apply, lambda: tf.constant(False))
 
 
-def tensors(inputs: dict[str, np.ndarray]) -> dict[str, tf.Tensor]:
+def tensors(inputs: Mapping[str, np.ndarray]) -> dict[str, tf.Tensor]:
     return {k: tf.convert_to_tensor(v, dtype=tf.float32) for k, v in inputs.items()}
 
 
-class TrainStep:
-    """One optimizer step per call; losses come back as Python floats.
+class Step(StepBase):
+    """The loss groups in order, each with its own GradientTape, in one tf.function per
+    selection of groups. Made inside dfl.backend.data_parallel(n), every group's pass runs on
+    the n replicas (see the module doc: the batch is split, gradients summed, applied once)."""
 
-    A step whose loss is not finite changes nothing (weights, optimizer state) and returns it.
-    Made inside `data_parallel(n)`, it splits every batch across the n replicas.
-    """
-
-    def __init__(self, model: Any, compute_losses: Any, optimizer: Any, jit_compile: bool = False):
-        self.model = model
-        self.optimizer = optimizer
+    def __init__(
+        self, groups: Sequence[LossGroup], models: Sequence[Any], jit_compile: bool = False
+    ):
+        super().__init__(groups, models)
+        self._jit_compile = jit_compile
         self._replicas = Replicas.current()
         self.devices = 1 if self._replicas is None else self._replicas.count
-        variables = list(model.trainable_variables)
-        if not optimizer.built:
-            optimizer.build(variables)
+        self._steps: dict[tuple[int, ...], Any] = {}
+        self._evals: dict[tuple[int, ...], Any] = {}
+
+    def _make_step(self, selected: tuple[int, ...]) -> Any:
+        groups = [self.groups[i] for i in selected]
         replicas = self._replicas
 
-        def losses_of(inputs: dict, training: bool) -> dict:
-            return compute_losses(model(inputs, training=training), inputs)
+        def grads_of(group: LossGroup, variables: list) -> Callable[[dict], tuple[dict, list]]:
+            def run(inputs: dict) -> tuple[dict, list]:
+                with tf.GradientTape() as tape:
+                    losses = dict(group.compute(inputs, True))
+                return losses, tape.gradient(losses[LOSS_KEY], variables)
 
-        def grads_of(inputs: dict) -> tuple[dict, list]:
-            with tf.GradientTape() as tape:
-                losses = losses_of(inputs, True)
-            return losses, tape.gradient(losses[LOSS_KEY], variables)
+            return run
 
-        @tf.function(jit_compile=jit_compile)
-        def step(inputs: Any) -> dict:
-            if replicas is None:
-                losses, grads = grads_of(inputs)
-            else:
-                losses, grads = replicas.gradients(grads_of, inputs, len(variables))
-            apply_if_finite(optimizer, losses[LOSS_KEY], grads, variables)
-            return losses
+        @tf.function(jit_compile=self._jit_compile)
+        def step(inputs: Any) -> list:
+            out = []
+            for group in groups:  # each group sees the weights the previous one updated
+                variables = list(group.variables)
+                run = grads_of(group, variables)
+                if replicas is None:
+                    losses, grads = run(inputs)
+                else:
+                    losses, grads = replicas.gradients(run, inputs, len(variables))
+                # a non-finite objective leaves this group untouched (decision 15)
+                apply_if_finite(group.optimizer, losses[LOSS_KEY], grads, variables)
+                out.append(losses)
+            return out
 
-        @tf.function(jit_compile=jit_compile)
-        def evaluate(inputs: dict) -> dict:
-            return losses_of(inputs, False)  # one device: mirrored variables read their first copy
+        return step
 
-        self._step = step
-        self._evaluate = evaluate
+    def _make_eval(self, selected: tuple[int, ...]) -> Any:
+        groups = [self.groups[i] for i in selected]
 
-    def __call__(self, inputs: dict[str, np.ndarray]) -> dict[str, float]:
+        @tf.function(jit_compile=self._jit_compile)
+        def evaluate(inputs: dict) -> list:
+            # one device: mirrored variables read their first copy
+            return [dict(group.compute(inputs, False)) for group in groups]
+
+        return evaluate
+
+    def __call__(
+        self, inputs: Mapping[str, np.ndarray], groups: Sequence[str] | None = None
+    ) -> dict[str, float]:
+        selected = self.select(groups)
+        if selected not in self._steps:
+            self._steps[selected] = self._make_step(selected)
         placed = tensors(inputs) if self._replicas is None else self._replicas.split(inputs)
-        losses = self._step(placed)
-        return {k: float(v) for k, v in losses.items()}
+        return self.report(selected, self._steps[selected](placed))
 
-    def evaluate(self, inputs: dict[str, np.ndarray]) -> dict[str, float]:
-        losses = self._evaluate(tensors(inputs))
-        return {k: float(v) for k, v in losses.items()}
-
-    def sync(self) -> None:
-        """Nothing to do: the step updates the Keras variables in place."""
-
-    def refresh(self) -> None:
-        """Nothing to do: the step reads the Keras variables directly."""
+    def evaluate(
+        self, inputs: Mapping[str, np.ndarray], groups: Sequence[str] | None = None
+    ) -> dict[str, float]:
+        selected = self.select(groups)
+        if selected not in self._evals:
+            self._evals[selected] = self._make_eval(selected)
+        return self.report(selected, self._evals[selected](tensors(inputs)))
 
 
-def make_train_step(model: Any, compute_losses: Any, optimizer: Any) -> TrainStep:
-    return TrainStep(model, compute_losses, optimizer)
+def make_step(groups: Sequence[LossGroup], models: Sequence[Any]) -> Step:
+    return Step(groups, models)

@@ -163,12 +163,12 @@ class Trainer:
         self.created_at = setup.loaded.state.created_at if setup.loaded is not None else _now_iso()
 
     def _make_step(self) -> Any:
-        from dfl.backend import make_multi_step, make_train_step
+        from dfl.backend import make_model_step, make_step
 
         with self._devices:  # the step splits each batch across the devices
             if self.training is None:
-                return make_train_step(self.model, self.setup.spec.compute_losses, self.optimizer)
-            return make_multi_step(self.training.groups, self.training.models)
+                return make_model_step(self.model, self.setup.spec.compute_losses, self.optimizer)
+            return make_step(self.training.groups, self.training.models)
 
     def _models(self) -> list[Any]:
         return [self.model] if self.training is None else list(self.training.models)

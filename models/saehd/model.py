@@ -268,7 +268,7 @@ def generator_group(
     model: Any, variables: list[Any], compute_losses: Callable[[dict, dict], dict], optimizer: Any
 ) -> Any:
     """The `src_dst` loss group: the autoencoder's losses on its own outputs."""
-    from dfl.backend.multistep import LossGroup
+    from dfl.backend.step import LossGroup
 
     def generator(inputs: dict, training: bool) -> dict:
         return compute_losses(model(inputs, training=training), inputs)
@@ -281,7 +281,7 @@ def gan_group(
 ) -> Any:
     """The `GAN` loss group: `discriminator_losses(gan, outputs, inputs, config)` on the
     autoencoder's outputs, training the discriminator only."""
-    from dfl.backend.multistep import LossGroup
+    from dfl.backend.step import LossGroup
 
     def gan_step(inputs: dict, training: bool) -> dict:
         outputs = model(inputs, training=training)
@@ -320,7 +320,7 @@ def make_training(options: Mapping[str, Any], model: SAEHDModel) -> Training:
     the true-face code discriminator (`D_code`, df with true_face_power, not pretraining), then
     the patch GAN (`GAN`, gan_power > 0, not pretraining); each with its own optimizer
     (optimizer_settings, own counters)."""
-    from dfl.backend.multistep import LossGroup
+    from dfl.backend.step import LossGroup
     from dfl.nn.discriminators import build_code_discriminator
 
     o = effective_options(full_options(options))

@@ -1,4 +1,4 @@
-"""dfl.backend.multistep: several loss groups (generator, discriminators) in one step; each group
+"""dfl.backend.make_step: several loss groups (generator, discriminators) in one step; each group
 changes only its own weights and optimizer state. TensorFlow in-process; JAX and torch in child
 processes running the same checks."""
 
@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 from keras import ops
 
-from dfl.backend.multistep import LossGroup, make_multi_step
+from dfl.backend import make_step
+from dfl.backend.step import LossGroup
 from dfl.models.quick96 import model as quick96
 from dfl.models.saehd import losses as sl
 from dfl.nn import blocks, discriminators, losses
@@ -65,7 +66,7 @@ def toy_setup():
 
 def check_groups_touch_only_their_own_weights() -> None:
     gen, dis, g_opt, d_opt, groups, inputs = toy_setup()
-    step = make_multi_step(groups, models=[gen, dis])
+    step = make_step(groups, models=[gen, dis])
     g0, d0 = values(gen), values(dis)
 
     out = step(inputs, groups=("discriminator",))
@@ -85,7 +86,7 @@ def check_groups_touch_only_their_own_weights() -> None:
 
 def check_groups_run_in_order_on_updated_weights() -> None:
     gen, dis, _, _, groups, inputs = toy_setup()
-    step = make_multi_step(groups, models=[gen, dis])
+    step = make_step(groups, models=[gen, dis])
     step.sync()
     d0 = values(dis)
     out = step(inputs)
@@ -103,7 +104,7 @@ def check_groups_run_in_order_on_updated_weights() -> None:
 
 def check_a_non_finite_group_changes_nothing() -> None:
     gen, dis, g_opt, d_opt, groups, inputs = toy_setup()
-    step = make_multi_step(groups, models=[gen, dis])
+    step = make_step(groups, models=[gen, dis])
     step.sync()
     g0, d0 = values(gen), values(dis)
     g_opt_0 = values_of(g_opt)
@@ -150,11 +151,11 @@ def test_a_non_finite_group_changes_nothing():
 def test_bad_groups_are_refused():
     gen, dis, _, d_opt, groups, inputs = toy_setup()
     with pytest.raises(ValueError, match="unique"):
-        make_multi_step([groups[0], groups[0]], [gen, dis])
+        make_step([groups[0], groups[0]], [gen, dis])
     shared = LossGroup("other", gen.trainable_variables, d_opt, groups[1].compute)
     with pytest.raises(ValueError, match="one loss group"):
-        make_multi_step([groups[0], shared], [gen, dis])
-    step = make_multi_step(groups, [gen, dis])
+        make_step([groups[0], shared], [gen, dis])
+    step = make_step(groups, [gen, dis])
     with pytest.raises(ValueError, match="unknown loss group"):
         step(inputs, groups=("gan",))
     clash = LossGroup(
@@ -164,7 +165,7 @@ def test_bad_groups_are_refused():
         lambda i, t: {"loss": ops.sum(dis(i["real"])), "rec": ops.mean(dis(i["real"]))},
     )
     with pytest.raises(ValueError, match="reported twice"):
-        make_multi_step([groups[0], clash], [gen, dis])(inputs)
+        make_step([groups[0], clash], [gen, dis])(inputs)
 
 
 def saehd_df_groups(arch: quick96.Architecture, cfg: sl.LossConfig):
@@ -217,7 +218,7 @@ def test_saehd_groups_on_tiny_networks():
         for kind in ("warped", "target", "mask")
         for side in ("src", "dst")
     }
-    step = make_multi_step(groups, models=list(nets))
+    step = make_step(groups, models=list(nets))
     before = [values(n) for n in nets]
     out = step(inputs, groups=("gan_discriminator",))
     assert set(out) == {"gan_discriminator_loss", "gan_d_loss"}
@@ -237,7 +238,7 @@ def test_other_backends_in_a_child_process(name):
     env = {**os.environ, "KERAS_BACKEND": name, "CUDA_VISIBLE_DEVICES": "", "JAX_PLATFORMS": "cpu"}
     code = (
         f"import sys; sys.path.insert(0, {str(HERE)!r}); "
-        "import keras, test_multistep as t; "
+        "import keras, test_step as t; "
         f"assert keras.backend.backend() == {name!r}; t.check_all(); print('ok')"
     )
     result = subprocess.run(
