@@ -10,16 +10,15 @@ import numpy as np
 import pytest
 
 from dfl.models.amp.options import option_table
-from tests.terminal import TmuxSession, tmux_available
-from tests.test_e2e_saehd import answer_prompts
-from tests.test_e2e_terminal import (
+from tests.e2e import (
     DFL,
     EXIT_TIMEOUT_S,
-    _current_state,
-    _env,
-    _iteration_on_screen,
-    demo_workspace,  # noqa: F401 - the module-scoped fixture
+    answer_prompts,
+    current_state,
+    dfl_env,
+    iteration_on_screen,
 )
+from tests.terminal import TmuxSession, tmux_available
 
 pytestmark = [
     pytest.mark.ui,
@@ -77,13 +76,13 @@ FIXED = {
 }
 
 
-def test_amp_create_train_exit_override_resume(demo_workspace: Path, tmp_path: Path) -> None:  # noqa: F811
+def test_amp_create_train_exit_override_resume(demo_workspace: Path, tmp_path: Path) -> None:
     workspace = tmp_path / "workspace"
     shutil.copytree(demo_workspace, workspace)
     model = workspace / "model" / "tiny_AMP"
     command = [*DFL, "train", "--workspace", str(workspace), "--model", "AMP", "--name", "tiny"]
 
-    session = TmuxSession([*command, "--no-preview"], tmp_path, _env())
+    session = TmuxSession([*command, "--no-preview"], tmp_path, dfl_env())
     try:
         # the status line is rewritten in place: any iteration from 2 on will do
         asked = answer_prompts(session, FIRST_RUN, r"\[#(?!00000[01]\])\d{6}\]", LABELS)
@@ -91,10 +90,10 @@ def test_amp_create_train_exit_override_resume(demo_workspace: Path, tmp_path: P
         assert asked[-len(AMP_ASK_ORDER) :] == AMP_ASK_ORDER
         session.send("Enter")
         assert session.exit_code(EXIT_TIMEOUT_S) == 0
-        first = _iteration_on_screen(session)
+        first = iteration_on_screen(session)
     finally:
         session.close()
-    state = _current_state(model)
+    state = current_state(model)
     assert state["model_type"] == "AMP"
     assert state["iteration"] == first >= 2
     options = state["options"]
@@ -103,7 +102,7 @@ def test_amp_create_train_exit_override_resume(demo_workspace: Path, tmp_path: P
     assert options["batch_size"] == 2
 
     # Restart: Enter at the override gate asks the changeable options (not the fixed ones).
-    session = TmuxSession([*command, "--no-preview"], tmp_path, _env())
+    session = TmuxSession([*command, "--no-preview"], tmp_path, dfl_env())
     try:
         session.wait_for(r"Press Enter within 2 seconds to override model settings", 120)
         session.send("Enter")
@@ -111,10 +110,10 @@ def test_amp_create_train_exit_override_resume(demo_workspace: Path, tmp_path: P
         assert resumed == [label for label in asked if label not in FIXED]
         session.send("Enter")
         assert session.exit_code(EXIT_TIMEOUT_S) == 0
-        resumed_to = _iteration_on_screen(session)
+        resumed_to = iteration_on_screen(session)
     finally:
         session.close()
-    state = _current_state(model)
+    state = current_state(model)
     assert state["iteration"] == resumed_to > first
     assert state["options"]["batch_size"] == 3
     assert state["options"]["morph_factor"] == 0.3
@@ -122,7 +121,7 @@ def test_amp_create_train_exit_override_resume(demo_workspace: Path, tmp_path: P
     # Export for DeepFaceLive through the terminal: Enter at "Export quantized?" (no).
     output = tmp_path / "tiny_AMP.dfm"
     export = [*DFL, "export", "--workspace", str(workspace), "--model", "AMP"]
-    session = TmuxSession([*export, "--name", "tiny", "--output", str(output)], tmp_path, _env())
+    session = TmuxSession([*export, "--name", "tiny", "--output", str(output)], tmp_path, dfl_env())
     try:
         session.wait_for(r"Export quantized\? \( y/n \?:help \) :", 120)
         session.send("Enter")

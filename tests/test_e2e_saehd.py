@@ -3,29 +3,27 @@ exit with Enter, restart, take the override gate and change a changeable option.
 
 from __future__ import annotations
 
-import re
 import shutil
 from pathlib import Path
 
 import pytest
 
-from tests.terminal import TmuxSession, tmux_available
-from tests.test_e2e_terminal import (
+from dfl.models.saehd.options import option_table
+from tests.e2e import (
     DFL,
     EXIT_TIMEOUT_S,
-    FIRST_STEP_TIMEOUT_S,
-    _current_state,
-    _env,
-    _iteration_on_screen,
-    demo_workspace,  # noqa: F401 - the module-scoped fixture
+    answer_prompts,
+    current_state,
+    dfl_env,
+    iteration_on_screen,
 )
+from tests.terminal import TmuxSession, tmux_available
 
 pytestmark = [
     pytest.mark.ui,
     pytest.mark.skipif(not tmux_available(), reason="tmux is not installed"),
 ]
 
-PROMPT_TIMEOUT_S = 60
 # Prompt label -> answer (None = Enter, the default); labels not listed also take Enter.
 FIRST_RUN = {
     "Resolution": "64",
@@ -46,67 +44,26 @@ FIRST_RUN = {
     "Flip SRC faces randomly": "y",
     "Batch_size": "2",
 }
-LABELS = (
-    *FIRST_RUN,
-    "Masked training",
-    "Uniform yaw distribution of samples",
-    "Blur out mask",
-    "Place models and optimizer on GPU",
-    "Use AdaBelief optimizer?",
-    "Enable random warp of samples",
-    "Face style power",
-    "Background style power",
-    "Enable gradient clipping",
-    "Enable pretraining mode",
-    "Autobackup every N hour",
-    "Number of autobackups to keep",
-    "Write preview history",
-    "Target iteration",
-    "Flip DST faces randomly",
-    "Use bf16 mixed precision",
-    "Random seed",
-)
+LABELS = tuple(option.label for option in option_table(None))
 
 
-def answer_prompts(
-    session: TmuxSession, answers: dict[str, str], until: str, labels: tuple[str, ...] = LABELS
-) -> list[str]:
-    """Answer every prompt (by its label, one of `labels`) until `until` shows; returns the
-    labels asked."""
-    alternatives = "|".join(re.escape(label) for label in sorted(labels, key=len, reverse=True))
-    pattern = rf"(?:\] (?P<label>{alternatives})(?: \([^\n]*\))? :[ \t]*$)|(?P<done>{until})"
-    asked: list[str] = []
-    after = 0
-    while True:
-        match = session.wait_for(pattern, PROMPT_TIMEOUT_S + FIRST_STEP_TIMEOUT_S, after)
-        after += match.end()
-        if match.group("done"):
-            return asked
-        label = match.group("label")
-        asked.append(label)
-        answer = answers.get(label)
-        if answer:
-            session.type(answer)
-        session.send("Enter")
-
-
-def test_saehd_create_train_exit_override_resume(demo_workspace: Path, tmp_path: Path) -> None:  # noqa: F811
+def test_saehd_create_train_exit_override_resume(demo_workspace: Path, tmp_path: Path) -> None:
     workspace = tmp_path / "workspace"
     shutil.copytree(demo_workspace, workspace)
     model = workspace / "model" / "tiny_SAEHD"
     command = [*DFL, "train", "--workspace", str(workspace), "--model", "SAEHD", "--name", "tiny"]
 
-    session = TmuxSession([*command, "--no-preview"], tmp_path, _env())
+    session = TmuxSession([*command, "--no-preview"], tmp_path, dfl_env())
     try:
         # the status line is rewritten in place: any iteration from 2 on will do
-        asked = answer_prompts(session, FIRST_RUN, r"\[#(?!00000[01]\])\d{6}\]")
+        asked = answer_prompts(session, FIRST_RUN, r"\[#(?!00000[01]\])\d{6}\]", LABELS)
         assert "Resolution" in asked and "GAN patch size" in asked
         session.send("Enter")
         assert session.exit_code(EXIT_TIMEOUT_S) == 0
-        first = _iteration_on_screen(session)
+        first = iteration_on_screen(session)
     finally:
         session.close()
-    state = _current_state(model)
+    state = current_state(model)
     assert state["model_type"] == "SAEHD"
     assert state["iteration"] == first >= 2
     options = state["options"]
@@ -119,19 +76,19 @@ def test_saehd_create_train_exit_override_resume(demo_workspace: Path, tmp_path:
     assert options["batch_size"] == 2
 
     # Restart: Enter at the override gate asks the changeable options (not the fixed ones).
-    session = TmuxSession([*command, "--no-preview"], tmp_path, _env())
+    session = TmuxSession([*command, "--no-preview"], tmp_path, dfl_env())
     try:
         session.wait_for(r"Press Enter within 2 seconds to override model settings", 120)
         session.send("Enter")
-        asked = answer_prompts(session, {"Batch_size": "3"}, r"\[#\d{6}\]")  # resumed
+        asked = answer_prompts(session, {"Batch_size": "3"}, r"\[#\d{6}\]", LABELS)  # resumed
         assert "Batch_size" in asked
         assert "Resolution" not in asked and "AE architecture" not in asked
         session.send("Enter")
         assert session.exit_code(EXIT_TIMEOUT_S) == 0
-        resumed_to = _iteration_on_screen(session)
+        resumed_to = iteration_on_screen(session)
     finally:
         session.close()
-    state = _current_state(model)
+    state = current_state(model)
     assert state["iteration"] == resumed_to > first
     assert state["options"]["batch_size"] == 3
     assert state["options"]["resolution"] == 64

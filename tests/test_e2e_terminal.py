@@ -2,79 +2,28 @@
 
 from __future__ import annotations
 
-import json
-import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from tests.e2e import (
+    DFL,
+    EXIT_TIMEOUT_S,
+    FIRST_STEP_TIMEOUT_S,
+    STEP_TIMEOUT_S,
+    current_state,
+    dfl_env,
+    iteration_on_screen,
+    run_dfl,
+    wait_until,
+)
 from tests.terminal import TmuxSession, tmux_available
 
 pytestmark = [
     pytest.mark.ui,
     pytest.mark.skipif(not tmux_available(), reason="tmux is not installed"),
 ]
-
-DFL = [sys.executable, "-m", "dfl.cli"]
-DEMO_FACES = 12
-FIRST_STEP_TIMEOUT_S = 240  # imports, network build and the first compiled step on 2 cores
-STEP_TIMEOUT_S = 90
-EXIT_TIMEOUT_S = 120
-
-
-def _env(**extra: str) -> dict[str, str]:
-    env = {
-        "KERAS_BACKEND": os.environ.get("KERAS_BACKEND", "tensorflow"),
-        "TF_CPP_MIN_LOG_LEVEL": "3",
-        "NO_COLOR": "1",
-        "PYTHONUNBUFFERED": "1",
-        "DISPLAY": "",
-        "PATH": os.environ["PATH"],
-        "HOME": os.environ.get("HOME", "/root"),
-    }
-    env.update(extra)
-    return env
-
-
-@pytest.fixture(scope="module")
-def demo_workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("ws") / "workspace"
-    subprocess.run(
-        [*DFL, "demo", "--workspace", str(root), "--count", str(DEMO_FACES)],
-        check=True,
-        capture_output=True,
-        env={**os.environ, "NO_COLOR": "1"},
-    )
-    return root
-
-
-def _current_state(model_folder: Path) -> dict:
-    pointer = (model_folder / "current").read_text().strip()
-    return json.loads((model_folder / "checkpoints" / pointer / "state.json").read_text())
-
-
-def _wait_until(condition, timeout: float) -> None:
-    import time
-
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            if condition():
-                return
-        except OSError:  # a checkpoint folder replaced while we read it
-            pass
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.25)
-
-
-def _iteration_on_screen(session: TmuxSession) -> int:
-    import re
-
-    found = re.findall(r"\[#(\d{6})\]", session.screen())
-    return int(found[-1]) if found else 0
 
 
 def test_create_train_save_backup_exit_resume(demo_workspace: Path, tmp_path: Path) -> None:
@@ -84,7 +33,7 @@ def test_create_train_save_backup_exit_resume(demo_workspace: Path, tmp_path: Pa
 
     # No --model and no --name: the model-type prompt and the new-model prompt take Enter.
     session = TmuxSession(
-        [*DFL, "train", "--workspace", str(workspace), "--no-preview"], tmp_path, _env()
+        [*DFL, "train", "--workspace", str(workspace), "--no-preview"], tmp_path, dfl_env()
     )
     try:
         session.wait_for(r"\[Quick96\] Model \( SAEHD/AMP/Quick96 \?:help \) : ", 60)
@@ -95,9 +44,9 @@ def test_create_train_save_backup_exit_resume(demo_workspace: Path, tmp_path: Pa
         session.wait_for(r"\[#000002\]", FIRST_STEP_TIMEOUT_S)
         assert (model / "current").exists(), "the first iteration is saved at once"
 
-        saved_before = _current_state(model)["iteration"]
+        saved_before = current_state(model)["iteration"]
         session.send("s")
-        _wait_until(lambda: _current_state(model)["iteration"] > saved_before, STEP_TIMEOUT_S)
+        wait_until(lambda: current_state(model)["iteration"] > saved_before, STEP_TIMEOUT_S)
 
         session.send("b")
         session.wait_for(r"Backup made", STEP_TIMEOUT_S)
@@ -107,10 +56,10 @@ def test_create_train_save_backup_exit_resume(demo_workspace: Path, tmp_path: Pa
         assert session.exit_code(EXIT_TIMEOUT_S) == 0
         screen = session.screen()
         assert "Done." in screen
-        final_iteration = _iteration_on_screen(session)
+        final_iteration = iteration_on_screen(session)
     finally:
         session.close()
-    state = _current_state(model)
+    state = current_state(model)
     assert state["iteration"] == final_iteration
     assert state["model_type"] == "Quick96"
 
@@ -118,7 +67,7 @@ def test_create_train_save_backup_exit_resume(demo_workspace: Path, tmp_path: Pa
     session = TmuxSession(
         [*DFL, "train", "--workspace", str(workspace), "--model", "Quick96", "--no-preview"],
         tmp_path,
-        _env(),
+        dfl_env(),
     )
     try:
         session.wait_for(r"\[0\] : new - latest", 60)
@@ -126,32 +75,20 @@ def test_create_train_save_backup_exit_resume(demo_workspace: Path, tmp_path: Pa
         session.wait_for(rf"\[#{final_iteration + 1:06d}\]", FIRST_STEP_TIMEOUT_S)
         session.send("C-c")  # Ctrl+C saves and exits too
         assert session.exit_code(EXIT_TIMEOUT_S) == 0
-        resumed_to = _iteration_on_screen(session)
+        resumed_to = iteration_on_screen(session)
     finally:
         session.close()
-    assert _current_state(model)["iteration"] == resumed_to > final_iteration
-
-
-def _run(args: list[str], cwd: Path, stdin: str = "") -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*DFL, *args],
-        cwd=cwd,
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=FIRST_STEP_TIMEOUT_S + EXIT_TIMEOUT_S,
-        env={**os.environ, **_env()},
-    )
+    assert current_state(model)["iteration"] == resumed_to > final_iteration
 
 
 def test_missing_and_empty_facesets_stop_with_a_message(tmp_path: Path) -> None:
-    result = _run(["train", "--model", "Quick96", "--name", "x", "--no-preview"], tmp_path)
+    result = run_dfl(["train", "--model", "Quick96", "--name", "x", "--no-preview"], tmp_path)
     assert result.returncode == 2, result.stderr
     assert "Created" in result.stdout  # ./workspace was made for the user
     assert "no faces" in result.stderr.lower() or "empty" in result.stderr.lower()
     assert "Traceback" not in result.stderr
 
-    result = _run(
+    result = run_dfl(
         [
             "train",
             "--model",
@@ -179,14 +116,14 @@ def test_piped_input_takes_defaults_and_exits_at_target(
     """A script with closed stdin: every prompt takes its default; the target ends the run."""
     workspace = tmp_path / "workspace"
     shutil.copytree(demo_workspace, workspace)
-    result = _run(
+    result = run_dfl(
         ["train", "--workspace", str(workspace), "--no-preview", "--opt", "target_iter=2"],
         tmp_path,
         stdin="",
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "input closed" in result.stdout.lower()
-    state = _current_state(workspace / "model" / "new_Quick96")
+    state = current_state(workspace / "model" / "new_Quick96")
     assert state["iteration"] == 2
     assert state["options"]["target_iter"] == 2
 
@@ -194,7 +131,7 @@ def test_piped_input_takes_defaults_and_exits_at_target(
 def test_invalid_option_is_refused_with_the_valid_names(
     demo_workspace: Path, tmp_path: Path
 ) -> None:
-    result = _run(
+    result = run_dfl(
         [
             "train",
             "--workspace",
@@ -216,7 +153,7 @@ def test_invalid_option_is_refused_with_the_valid_names(
 
 def test_ctrl_c_at_a_prompt_ends_cleanly(demo_workspace: Path, tmp_path: Path) -> None:
     session = TmuxSession(
-        [*DFL, "train", "--workspace", str(demo_workspace), "--no-preview"], tmp_path, _env()
+        [*DFL, "train", "--workspace", str(demo_workspace), "--no-preview"], tmp_path, dfl_env()
     )
     try:
         session.wait_for(r"Model \( SAEHD/AMP/Quick96", 60)
@@ -234,7 +171,7 @@ def test_ctrl_c_at_an_option_prompt_leaves_no_model_behind(
     demo_workspace: Path, tmp_path: Path
 ) -> None:
     command = [*DFL, "train", "--workspace", str(demo_workspace), "--model", "SAEHD"]
-    session = TmuxSession([*command, "--name", "abandoned", "--no-preview"], tmp_path, _env())
+    session = TmuxSession([*command, "--name", "abandoned", "--no-preview"], tmp_path, dfl_env())
     try:
         session.wait_for(r"Autobackup every N hour", 120)
         session.send("C-c")

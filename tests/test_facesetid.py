@@ -8,8 +8,7 @@ from pathlib import Path
 
 from dfl.data.faceset import FaceSample
 from dfl.data.facesetid import differences, identities, identity
-from tests.test_e2e_terminal import _current_state, _run
-from tests.test_e2e_terminal import demo_workspace as demo_workspace  # the fixture
+from tests.e2e import current_state, run_dfl
 
 
 def samples(folder: str, *names: str) -> list[FaceSample]:
@@ -35,16 +34,16 @@ def test_a_reused_model_says_its_faces_changed(demo_workspace: Path, tmp_path: P
     workspace = tmp_path / "workspace"
     shutil.copytree(demo_workspace, workspace)
     train = ["train", "--workspace", str(workspace), "--no-preview", "--opt", "target_iter=1"]
-    first = _run(train, tmp_path)
+    first = run_dfl(train, tmp_path)
     assert first.returncode == 0, first.stdout + first.stderr
-    state = _current_state(workspace / "model" / "new_Quick96")
+    state = current_state(workspace / "model" / "new_Quick96")
     assert state["facesets"]["dst"]["count"] == len(
         list((workspace / "data_dst/aligned").glob("*"))
     )
     other = tmp_path / "other_dst"
     shutil.copytree(workspace / "data_dst" / "aligned", other)
     next(iter(sorted(other.iterdir()))).unlink()  # one face fewer
-    again = _run([*train, "--training-data-dst-dir", str(other)], tmp_path)
+    again = run_dfl([*train, "--training-data-dst-dir", str(other)], tmp_path)
     assert again.returncode == 0, again.stdout + again.stderr
     said = again.stdout + again.stderr
     assert "The dst faceset differs from the one this model was trained on" in said
