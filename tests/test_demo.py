@@ -139,6 +139,7 @@ def test_bad_arguments(tmp_path: Path) -> None:
         demo.make_demo_facesets(tmp_path / "x", count=1, resolution=64)
 
 
+@pytest.mark.slow  # a speed figure, not behaviour: kept out of the default suite
 def test_speed(tmp_path: Path) -> None:
     t0 = time.perf_counter()
     demo.make_demo_facesets(tmp_path, count=16, resolution=256)

@@ -193,6 +193,7 @@ def test_read_image_variants(tmp_path: Path) -> None:
         read_image(tmp_path / "junk.png")
 
 
+@pytest.mark.slow  # a speed figure, not behaviour: kept out of the default suite
 def test_loading_is_fast(tmp_path: Path) -> None:
     src = sorted((FACESET / "src").glob("*.jpg"))
     for i in range(400):
