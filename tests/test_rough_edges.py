@@ -134,3 +134,42 @@ def test_read_only_workspace_demo(tmp_path: Path, monkeypatch, capsys) -> None:
     message = capsys.readouterr().err
     assert "read-only file system" in message and str(tmp_path) in message
     assert not ws.exists()
+
+
+def _without(monkeypatch, missing: str) -> None:
+    """Pretend framework `missing` is not installed and Keras is not imported yet."""
+    import importlib.util
+
+    import dfl.backend
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == missing else real(name, *a)
+    )
+    monkeypatch.setattr(dfl.backend, "_imported_backend", lambda: None)
+    monkeypatch.setenv("KERAS_BACKEND", "tensorflow")  # restored after the test
+
+
+@pytest.mark.parametrize(
+    ("args", "env"),
+    [
+        (["train", "--backend", "jax"], None),
+        (["train"], "jax"),
+        (["bench", "--quick", "--backend", "jax"], None),
+        (["bench", "--quick"], "jax"),
+    ],
+)
+def test_backend_not_installed(tmp_path: Path, monkeypatch, capsys, args, env) -> None:
+    from dfl.cli import EXIT_USAGE, build_parser, main
+
+    _without(monkeypatch, "jax")
+    if env:
+        monkeypatch.setenv("KERAS_BACKEND", env)
+    if args[0] == "train":
+        args = [*args, "--workspace", str(tmp_path / "ws"), "--model", "Quick96", "--name", "m"]
+    build_parser()  # bench's --backend default is read from $KERAS_BACKEND when built
+    assert main(args) == EXIT_USAGE
+    message = capsys.readouterr().err
+    assert "the jax backend is not installed" in message
+    assert "pip install 'dfl[jax]'" in message and "Traceback" not in message
+    assert not (tmp_path / "ws").exists()

@@ -50,10 +50,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from dfl import backend
     from dfl.cli import UserError
     from dfl.data.batcher import default_workers
     from dfl.training.benchmark import Settings, run, select_cases
 
+    backend.select(args.backend)  # an uninstalled backend is refused before any work
     try:
         cases = select_cases(args.cases)
     except ValueError as exc:
