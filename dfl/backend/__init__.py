@@ -1,4 +1,7 @@
-"""Keras backend selection, device listing and the per-backend training step factory."""
+"""Keras backend selection, device listing and the per-backend training step factory.
+
+`LossGroup` (dfl.backend.step) and `make_step` are the one way to train: see dfl/backend/step.py.
+"""
 
 from __future__ import annotations
 
@@ -13,8 +16,10 @@ import sys
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from dfl.backend.step import LOSS_KEY, LossGroup, StepBase, model_group
+
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Sequence
 
 BACKENDS = ("tensorflow", "jax", "torch")
 DEFAULT_BACKEND = "tensorflow"
@@ -214,9 +219,9 @@ class DataParallel:
 
         devices = data_parallel(2)
         with devices:
-            model = spec.build(options); step = make_train_step(...)
+            model = spec.build(options); step = make_step(...)
         with devices:  # re-entered: a step made again later (same devices, same variables)
-            step = make_train_step(...)
+            step = make_step(...)
 
     Every step made inside splits its batch evenly across the devices and gives the same result
     as one device (losses are sums over the batch: gradients are summed across devices).
@@ -253,24 +258,26 @@ def data_parallel(n_devices: int) -> DataParallel:
     return DataParallel(n_devices)
 
 
-def make_train_step(
-    model: Any, compute_losses: Callable[[dict, dict], dict], optimizer: Any
-) -> Any:
-    """The training step for the loaded Keras backend (see dfl.backend.<backend>.TrainStep)."""
+def make_step(groups: Sequence[LossGroup], models: Sequence[Any]) -> StepBase:
+    """The training step over `groups` (dfl.backend.step.LossGroup, run in order, each with its
+    own variables and optimizer) for the loaded Keras backend: dfl.backend.<backend>.Step.
+    `models`: every network whose variables any group's compute reads (JAX evaluates them
+    statelessly). Called with the inputs dict it returns each group's objective under its
+    `loss_key` with the group's other reported values, as Python floats."""
     import keras
 
     name = keras.backend.backend()
     if name not in BACKENDS:
         raise BackendError(f"Keras backend {name!r} is not supported: use one of {BACKENDS}")
     module = importlib.import_module(f"{__name__}.{name}")
-    return module.make_train_step(model, compute_losses, optimizer)
+    return module.make_step(groups, models)
 
 
-def make_multi_step(groups: Any, models: Any) -> Any:
-    """The step over several loss groups, each with its own variables and optimizer, for the
-    loaded Keras backend (see dfl.backend.multistep): SAEHD's generator, code discriminator and
-    patch GAN. Called with the inputs dict, it runs every group in order and returns each
-    group's objective as "<group>_loss" with its other reported values."""
-    from dfl.backend.multistep import make_multi_step as make
-
-    return make(groups, models)
+def make_model_step(
+    model: Any, compute_losses: Callable[[dict, dict], dict], optimizer: Any
+) -> StepBase:
+    """make_step with one group: `compute_losses(model(inputs), inputs)` trains all of the
+    model's trainable variables with `optimizer`; the step returns compute_losses' keys as they
+    are ("loss" included)."""
+    group = model_group(model, compute_losses, optimizer, loss_key=LOSS_KEY)
+    return make_step([group], [model])
