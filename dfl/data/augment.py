@@ -16,7 +16,7 @@ from dfl.data.colortransfer import color_transfer, normalize_ct_mode
 if TYPE_CHECKING:
     from dfl.data.faceset import FaceSample
 
-# DFL's augmentation numbers (numerics.md §5.3-5.5).
+# DFL's augmentation numbers (docs/training.md §8).
 ROTATION_RANGE_DEG = (-10.0, 10.0)  # degrees
 SHIFT_RANGE = (-0.05, 0.05)  # fraction of the width
 SCALE_RANGE_QUICK96 = (-0.05, 0.05)  # the default: scale ~ U(1/(1-s0), 1+s1) = U(0.952, 1.05)
@@ -243,7 +243,7 @@ def color_transferred_crop(
     """The face-type crop of ``image`` at the work resolution, recoloured with ``cfg.ct_mode``
     toward ``reference``: float32 (w, w, 3) on the 0..255 scale, not clipped.
 
-    As in DFL (numerics.md §5.4), the reference is the whole stored image of the other side's
+    As in DFL (docs/training.md §8), the reference is the whole stored image of the other side's
     face resized (linear) to the same size, not face-type cropped.
     """
     assert cfg.ct_mode is not None

@@ -34,7 +34,7 @@ _PREVIEW_KEY = 3
 _SRC_CT_KEY = 4  # colour-transfer references for src (drawn from dst)
 _DST_CT_KEY = 5  # ... for dst (drawn from src), if a dst config asks for colour transfer
 
-# uniform_yaw (numerics.md §5.2): -yaw bucketed at these 128 bin starts; the ends are open.
+# uniform_yaw (docs/training.md §8): -yaw bucketed at these 128 bin starts; the ends are open.
 YAW_BINS = 128
 YAW_RANGE = 1.2  # radians
 
@@ -194,10 +194,10 @@ class BatchProducer:
     Call close() (or use ``with``) to stop the threads.
 
     A side whose config has ``ct_mode`` is recoloured toward faces of the other side, drawn by
-    their own epoch sampler (numerics.md §5.4). A side whose config has ``uniform_yaw`` draws its
-    faces with a YawSampler (§5.2). Faces stored as a narrower face type than the config's are
-    refused up front with a FacesetError (check_face_type). ``notes`` lists what the user should
-    be told (e.g. uniform_yaw unavailable for plain images).
+    their own epoch sampler. A side whose config has ``uniform_yaw`` draws its faces with a
+    YawSampler (both: docs/training.md §8). Faces stored as a narrower face type than the config's
+    are refused up front with a FacesetError (check_face_type). ``notes`` lists what the user
+    should be told (e.g. uniform_yaw unavailable for plain images).
     """
 
     def __init__(

@@ -1,10 +1,11 @@
-"""Colour transfer: recolour a face so its colour statistics follow a reference (numerics.md §5.6).
+"""Colour transfer: recolour a face so its colour statistics follow a reference
+(docs/training.md §9).
 
 Every mode takes ``image`` (the picture to recolour, the src sample) and ``reference`` (whose
 colours it should take on, a random dst sample), both float32 BGR (h, w, 3) in [0, 1]; they may
 differ in size. The result is float32 (h, w, 3) shaped like ``image``. ``lct``, ``mkl``, ``idt`` and
 ``sot`` clip to [0, 1]; ``rct`` clips in L*a*b* only, so its BGR result can leave [0, 1] slightly
-(numerics.md §9 correction 14); the augmentation clips after the warp.
+(docs/training.md §9); the augmentation clips after the warp.
 
 Written from the published methods: Reinhard et al. 2001 (rct), a PCA-square-root linear map
 (lct), Pitié & Kokaram 2007's Monge-Kantorovich linear map (mkl), Pitié et al. 2005's iterative

@@ -1,6 +1,6 @@
 """DFL's packed faceset, ``faceset.pak``: sample configs and the face JPEGs in one file.
 
-Layout (numerics.md §5.1 and §9 correction 3), all integers u64 little-endian:
+Layout (docs/facesets.md §3), all integers u64 little-endian:
 
     version (= 1)
     L = byte length of the pickled sample-config list

@@ -1,5 +1,5 @@
 """DFL's DeepFakeArchi networks (SAEHD and Quick96) in Keras 3: encoder, inter, decoder and the
-df and liae autoencoders, after numerics.md §1.1-1.3 (DFL is GPL-3.0; written from its numerics).
+df and liae autoencoders, after docs/networks.md §2-4 (DFL is GPL-3.0; written from those facts).
 
 Archi opts, as in DFL's archi strings (`liae-udt`):
   u  pixel-normalise the encoder's flat output;
@@ -376,7 +376,7 @@ class DFAutoencoder(_Autoencoder):
 
 class LIAEAutoencoder(_Autoencoder):
     """DFL's liae layout: encoder, inter_AB, inter_B (each ae -> 2·ae channels) and one decoder
-    (4·ae input channels), numerics.md §1.2:
+    (4·ae input channels), docs/networks.md §3:
 
       src code  = concat(AB(e_src), AB(e_src))
       dst code  = concat(B(e_dst), AB(e_dst))

@@ -1,4 +1,4 @@
-"""SAEHD's and AMP's discriminators in Keras 3 (numerics.md §1.6): the UNet patch GAN and the
+"""SAEHD's and AMP's discriminators in Keras 3 (docs/networks.md §6): the UNet patch GAN and the
 code discriminator for 'true face', built from DFL's facts (GPL-3.0), not its code."""
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ GAN_PATCH_PER_RES = 8  # default gan_patch_size = resolution // 8
 # code discriminator
 CODE_BASE_CHANNELS = 256
 CODE_MAX_MULT = 8
-CODE_FIRST_KERNEL = 4  # pad 2, stride 2: a 16×16 code becomes 9×9 (numerics §9 item 2)
+CODE_FIRST_KERNEL = 4  # pad 2, stride 2: a 16×16 code becomes 9×9 (docs/networks.md §1)
 CODE_KERNEL = 3
 CODE_RES_PER_LAYER = 8  # layers = 1 + code_res // 8
 CODE_SLOPE = 0.1

@@ -88,7 +88,7 @@ def mse(a: Any, b: Any) -> Any:
 
 
 # --------------------------------------------------------------------------------------------
-# SAEHD / AMP terms (numerics.md §0, §2.1): masks, style, total variation, GAN cross-entropy
+# SAEHD / AMP terms (docs/training.md §1-2): masks, style, total variation, GAN cross-entropy
 
 DSSIM_RES_PER_SECOND_WINDOW = 23.2  # second DSSIM window = int(resolution / 23.2) px (res >= 256)
 STYLE_STD_EPS = 1e-5  # std = sqrt(var + 1e-5)

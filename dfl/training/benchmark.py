@@ -26,7 +26,7 @@ QUICK_FACES_PER_SIDE = 16
 DEMO_RESOLUTION = 256  # px, enough for every case's crop
 KIB = 1024
 
-# Options the reference step (shared/bench/saehd_ref.py) trains with: RMSprop, no GAN or style.
+# Options the reference step (docs/benchmarks.md §2) trains with: RMSprop, no GAN or style.
 REFERENCE_LIKE = {"adabelief": "n"}
 TINY_SAEHD = {"resolution": "64", "ae_dims": "32", "e_dims": "16", "d_dims": "16",
               "d_mask_dims": "16", "batch_size": "4"}  # fmt: skip
@@ -118,7 +118,7 @@ class Result:
 
 
 # ------------------------------------------------------------------------------ FLOPs
-# Forward passes per src+dst pair of each network in the generator step (numerics.md §8);
+# Forward passes per src+dst pair of each network in the generator step (docs/networks.md §7);
 # the swap output and the optional style / true-face / GAN terms are not counted.
 FORWARD_PASSES: dict[frozenset[str], dict[str, int]] = {
     frozenset({"encoder", "inter", "decoder_src", "decoder_dst"}): {

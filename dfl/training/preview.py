@@ -152,7 +152,7 @@ def amp_pages(
     index: int | None = None,
     rng: np.random.Generator | None = None,
 ) -> list[Page]:
-    """AMP's three pages for ONE sample, 2 rows x 3 columns each (behaviour.md §4.11):
+    """AMP's three pages for ONE sample, 2 rows x 3 columns each (docs/dfl-trainer.md §6):
     `<name> morph 1.0` (S, D, DD*DDM / SS, DD, SD@1), `<name> morph list` (DD, SD@.25, SD@.5 /
     SD@.65, SD@.75, SD@1) and `<name> morph list masked` (each SD@v times DDM*SDM@v).
 

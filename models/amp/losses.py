@@ -1,4 +1,4 @@
-"""AMP's loss assembly (numerics.md §2.2, §4) as pure functions of (outputs, inputs, config),
+"""AMP's loss assembly (docs/training.md §3, §7) as pure functions of (outputs, inputs, config),
 built from SAEHD's terms (dfl.models.saehd.losses) where they are the same.
 
 Differences from SAEHD: masked training and eyes/mouth priority are always on; DSSIM always uses
@@ -6,7 +6,8 @@ two windows (5·DSSIM_{res/11.6} + 5·DSSIM_{res/23.2}); G adds a weak dst backg
 total-variation term on the dst background; the patch GAN judges four images per sample (masked
 pred and target, src and dst).
 
-Two objectives, one per optimizer (each a per-sample vector summed over the batch, §0):
+Two objectives, one per optimizer (each a per-sample vector summed over the batch,
+docs/training.md §1):
 - `generator_losses`: L_src + L_dst + background + TV (+ GAN terms); trains encoder + decoder;
 - `gan_discriminator_losses`: the UNet patch discriminator `GAN`.
 Outputs are those of dfl.models.amp.network.AMPAutoencoder; inputs are `Batch.as_inputs()`

@@ -1,7 +1,7 @@
 """AMP: DeepFaceLab's morphable model for real-time use (GPL-3.0), rebuilt from its documented
-behaviour and numerics (behaviour.md §2.3, §4.11; numerics.md §1.4, §2.2, §3, §4, §5.3, §6):
-the networks (network.py), morph mixing, the losses (losses.py), the optimizers, the
-augmentation configs, the generator and GAN loss groups and the three morph preview pages. The
+behaviour and numbers (docs/dfl-trainer.md §4.3, §6; docs/networks.md §5; docs/training.md
+§3, §6-8): the networks (network.py), morph mixing, the losses (losses.py), the optimizers,
+the augmentation configs, the generator and GAN loss groups and the three morph preview pages. The
 option table lives in models/amp/options.py and is re-exported here.
 
 As in DFL's last version, inter_src and inter_dst are never trained: they keep their random
@@ -117,7 +117,7 @@ def with_morph_mask(
 def preview(
     model: AMPAutoencoder, inputs: dict[str, np.ndarray], fixed: bool = False
 ) -> list[tuple[str, np.ndarray]]:
-    """AMP's three morph pages (behaviour.md §4.11) for one sample: a random one of the shown
+    """AMP's three morph pages (docs/dfl-trainer.md §6) for one sample: a random one of the shown
     rows for the live preview, the first for the history (`fixed`)."""
     rng = np.random.default_rng(None if not fixed else PREVIEW_SEED)
     factor = getattr(model, "morph_factor", 0.5)
@@ -128,7 +128,7 @@ def preview(
 # ------------------------------------------------------------------------------- optimizer
 def make_optimizer(options: Mapping[str, Any], **kwargs: Any) -> AdaBelief:
     """AdaBelief (always), lr 5e-5; lr_dropout 0.3 + cos 500 with lr_dropout y or cpu (the same
-    here), clipnorm 1.0 with clipgrad (numerics.md §3)."""
+    here), clipnorm 1.0 with clipgrad (docs/training.md §6)."""
     o = full_options(options)
     dropout_on = o["lr_dropout"] in ("y", "cpu")
     return AdaBelief(
@@ -142,7 +142,7 @@ def make_optimizer(options: Mapping[str, Any], **kwargs: Any) -> AdaBelief:
 
 # ---------------------------------------------------------------------------- augmentation
 def augment_configs(options: Mapping[str, Any]) -> tuple[AugmentConfig, AugmentConfig]:
-    """(src, dst) sample configs (numerics.md §5.3): scale ±0.15, flips from random_src_flip /
+    """(src, dst) sample configs (docs/training.md §8): scale ±0.15, flips from random_src_flip /
     random_dst_flip, random_warp, colour transfer on src, uniform yaw, eyes/mouth mask always."""
     o = full_options(options)
     ct_mode = o.get("ct_mode", "none")
@@ -201,7 +201,7 @@ def make_compute_losses(
 
 # ------------------------------------------------------------------------- training groups
 def make_training(options: Mapping[str, Any], model: AMPAutoencoder) -> Training:
-    """The loss groups of one AMP iteration (numerics.md §4): the generator (`src_dst`: encoder
+    """The loss groups of one AMP iteration (docs/training.md §7): the generator (`src_dst`: encoder
     and decoder), then the patch GAN (`GAN`) when gan_power > 0, each with its own AdaBelief."""
     o = full_options(options)
     config = amp_losses.AMPLossConfig.from_options(o)
@@ -222,6 +222,6 @@ def fresh_on_resume(
     stored: Mapping[str, Any], options: Mapping[str, Any]
 ) -> tuple[set[str], bool, list[str]]:
     """What a resume must not load: a changed gan_patch_size or gan_dims re-initialises the GAN
-    and its optimizer (numerics.md §4); AMP never restarts its iteration count."""
+    and its optimizer (docs/training.md §7); AMP never restarts its iteration count."""
     fresh, notes = gan_changes(stored, options)
     return fresh, False, notes

@@ -1,4 +1,4 @@
-"""AMP's networks in Keras 3 after numerics.md §1.4 (DFL is GPL-3.0; written from its numerics):
+"""AMP's networks in Keras 3 after docs/networks.md §5 (DFL is GPL-3.0; written from those facts):
 an encoder ending in its own Dense, two inters (`inter_src`, `inter_dst`: Dense -> (C,H,W)
 reshape) and one shared decoder with the 2x pixel-shuffle RGB head and a mask branch.
 
@@ -7,7 +7,7 @@ Activation, so an exporter can walk its layers. Layer names are stable
 (`decoder/res0/conv1/kernel`): saved checkpoints map weights by order and name, so do
 not rename or reorder layers.
 
-Morphing (numerics.md §2.2): the code has `inter_dims` channels. In training each src sample
+Morphing (docs/networks.md §5): the code has `inter_dims` channels. In training each src sample
 takes a random channel subset from inter_src(enc(src)) and the rest from inter_dst(enc(src));
 the swap at a morph value v takes the first int(inter_dims·v) channels from inter_src(enc(dst))
 and the rest from inter_dst(enc(dst)).
@@ -155,7 +155,7 @@ def _as_mask(morph_mask: Any, like: Any) -> Any:
 
 
 class AMPAutoencoder(keras.Model):
-    """AMP: encoder, inter_src, inter_dst and one decoder (numerics.md §1.4, §2.2).
+    """AMP: encoder, inter_src, inter_dst and one decoder (docs/networks.md §5).
 
     Called with a dict holding warped_src, warped_dst and morph_mask ((B, inter_dims), 0/1), it
     returns pred_src, pred_src_mask (the src code randomly mixed from both inters) and pred_dst,

@@ -1,6 +1,7 @@
-"""AMP's option table and option helpers (behaviour.md §2.3, §2.5, §8.9): DFL's prompts in its ask
+"""AMP's option table and option helpers (docs/dfl-trainer.md §4.3-4.6): DFL's prompts in its ask
 order after the shared ones, with defaults, ranges, rounding, conditions and fixed-vs-changeable
-flags. Options that behave exactly as SAEHD's reuse SAEHD's Option objects (models/saehd_options).
+flags. Options that behave exactly as SAEHD's reuse SAEHD's Option objects
+(models/saehd/options.py).
 Imported by models/amp/model.py, which re-exports them."""
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ def _same_as_saehd(name: str, **changes: Any) -> Option:
     return replace(_SAEHD[name], **changes)
 
 
-# behaviour.md §2.3, in DFL's ask order; F (changeable=False) options are fixed at creation.
+# docs/dfl-trainer.md §4.3, in DFL's ask order; F (changeable=False) options are fixed at creation.
 AMP_OPTIONS: tuple[Option, ...] = (
     Option(
         name="resolution",
@@ -119,7 +120,8 @@ AMP_OPTIONS: tuple[Option, ...] = (
 OPTIONS = AMP_OPTIONS  # docs/design.md: added to COMMON_OPTIONS
 FIXED_OPTIONS = tuple(o.name for o in AMP_OPTIONS if not o.changeable)
 
-# DFL's summary lists the options in its dict's insertion order (behaviour.md §8.9), not ask order.
+# DFL's summary lists the options in its dict's insertion order, not ask order
+# (docs/dfl-trainer.md §4.5).
 SUMMARY_ORDER = (
     "resolution",
     "face_type",
@@ -148,7 +150,7 @@ SUMMARY_ORDER = (
     "gan_dims",
 )
 
-# The constants AMP shares with SAEHD (numerics.md §3: lr, lr_dropout, lr_cos, clipnorm).
+# The constants AMP shares with SAEHD (docs/training.md §6: lr, lr_dropout, lr_cos, clipnorm).
 LR = saehd_options.LR
 LR_DROPOUT_KEEP = saehd_options.LR_DROPOUT_KEEP
 LR_COS_PERIOD = saehd_options.LR_COS_PERIOD

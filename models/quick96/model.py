@@ -1,4 +1,5 @@
-"""Quick96, 96 px df-ud, after DeepFaceLab's Model_Quick96 (GPL-3.0), written from its numerics."""
+"""Quick96, 96 px df-ud, after DeepFaceLab's Model_Quick96 (GPL-3.0), written from the facts in
+docs/networks.md §4 and docs/training.md §4, §6-7."""
 
 from __future__ import annotations
 

@@ -1,6 +1,7 @@
-"""SAEHD's loss assembly (numerics.md §2.1, §4) as pure functions of (outputs, inputs, config).
+"""SAEHD's loss assembly (docs/training.md §2, §7) as pure functions of (outputs, inputs, config).
 
-Three objectives, one per optimizer (each a per-sample vector summed over the batch, §0):
+Three objectives, one per optimizer (each a per-sample vector summed over the batch,
+docs/training.md §1):
 - `generator_losses`: L_src + L_dst (+ true face + GAN terms), trains encoder/inter(s)/decoder(s);
 - `code_discriminator_losses`: the 'true face' code discriminator (df only);
 - `gan_discriminator_losses`: the UNet patch discriminator on src.
@@ -13,7 +14,7 @@ of dfl.nn.autoencoders's autoencoders and their `extra_outputs`):
 - `pred_src_dst`: the src decoder on the swap code *with* gradient (df: decoder_src(dst_code);
   liae: decoder(concat(AB(e_d), AB(e_d)))). When bg_style_power > 0 (extra "swap").
 - `pred_src_dst_no_code_grad`, `pred_src_dst_no_code_grad_mask`: the same decoder on
-  stop_gradient(swap code), so only the decoder learns from face style (numerics §9 item 7).
+  stop_gradient(swap code), so only the decoder learns from face style (docs/training.md §2).
   When face_style_power > 0 (extra "swap_no_code_grad").
 - `src_code`, `dst_code`: the inter outputs for warped_src / warped_dst, (B, r, r, ae), df only.
   When true_face_power > 0 (extra "codes"; src_code for the G term, both for the D_code step).
@@ -32,7 +33,7 @@ from keras import ops
 
 from dfl.nn import losses
 
-# weights (numerics §2.1)
+# weights (docs/training.md §2)
 DSSIM_WEIGHT = 10.0  # split 5 + 5 over two windows at res >= 256
 TWO_WINDOW_MIN_RES = 256
 MSE_WEIGHT = 10.0
@@ -171,7 +172,7 @@ class Side:
 
 
 def prepare_side(inputs: Mapping[str, Any], side: str, config: LossConfig) -> Side:
-    """Loss targets for 'src' or 'dst' (numerics §2.1: blur_out_mask, clipped mask blur)."""
+    """Loss targets for 'src' or 'dst' (docs/training.md §1: blur_out_mask, clipped mask blur)."""
     target = ops.convert_to_tensor(inputs[f"target_{side}"])
     mask = ops.convert_to_tensor(inputs[f"mask_{side}"])
     if config.blur_out_mask:

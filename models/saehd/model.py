@@ -1,8 +1,9 @@
-"""SAEHD: DeepFaceLab's main model (GPL-3.0), rebuilt from its documented behaviour and numerics
-(behaviour.md §2.2, numerics.md §1.1-1.2, §2.1, §3, §4, §5.3): the df and liae networks with any
-of the archi opts u/d/t/c, the optimizers, the augmentation configs, the full loss and the three
-loss groups of a training step (generator `src_dst`, true-face code discriminator `D_code`,
-patch GAN `GAN`). The option table lives in models/saehd/options.py and is re-exported here.
+"""SAEHD: DeepFaceLab's main model (GPL-3.0), rebuilt from its documented behaviour and numbers
+(docs/dfl-trainer.md §4.2, docs/networks.md §2-3, docs/training.md §2, §6-8): the df and liae
+networks with any of the archi opts u/d/t/c, the optimizers, the augmentation configs, the full
+loss and the three loss groups of a training step (generator `src_dst`, true-face code
+discriminator `D_code`, patch GAN `GAN`).
+The option table lives in models/saehd/options.py and is re-exported here.
 """
 
 from __future__ import annotations
@@ -99,7 +100,7 @@ def build(options: Mapping[str, Any] | None = None) -> SAEHDModel:
 
 
 def trained_networks(options: Mapping[str, Any]) -> tuple[str, ...]:
-    """Names of the networks the generator optimizer updates (numerics.md §3): for liae with
+    """Names of the networks the generator optimizer updates (docs/training.md §6): for liae with
     random warp off (so also in pretraining), inter_AB is frozen."""
     options = effective_options(full_options(options))
     layout, _ = parse_archi(options["archi"])
@@ -111,7 +112,7 @@ def trained_networks(options: Mapping[str, Any]) -> tuple[str, ...]:
 
 
 def reinitialised_on_pretrain_off(options: Mapping[str, Any]) -> tuple[str, ...]:
-    """Networks started afresh when pretraining is switched off (behaviour.md §2.2)."""
+    """Networks started afresh when pretraining is switched off (docs/training.md §7)."""
     layout, _ = parse_archi(full_options(options)["archi"])
     return ("inter",) if layout == "df" else ("inter_AB", "inter_B")
 
@@ -125,7 +126,7 @@ def predict_preview(
 def preview(
     model: SAEHDModel, inputs: dict[str, np.ndarray], fixed: bool = False
 ) -> list[tuple[str, np.ndarray]]:
-    """SAEHD's preview pages (behaviour.md §4.11), run on the unwarped targets (every row, so
+    """SAEHD's preview pages (docs/dfl-trainer.md §6), run on the unwarped targets (every row, so
     `fixed`, the preview-history flag, changes nothing)."""
     return autoencoder_pages(NAME, model, inputs, head=getattr(model, "face_type", "f") == "head")
 
@@ -138,7 +139,7 @@ def batch_size(options: Mapping[str, Any], n_devices: int) -> int:
 
 # ------------------------------------------------------------------------------- optimizer
 def optimizer_settings(options: Mapping[str, Any]) -> dict[str, Any]:
-    """The class and keyword arguments shared by SAEHD's optimizers (numerics.md §3): the
+    """The class and keyword arguments shared by SAEHD's optimizers (docs/training.md §6): the
     generator's and, with their own counters, the discriminators'."""
     options = effective_options(full_options(options))
     dropout_on = options["lr_dropout"] in ("y", "cpu")
@@ -161,9 +162,9 @@ def make_optimizer(options: Mapping[str, Any], **kwargs: Any) -> AdaBelief | RMS
 
 # ---------------------------------------------------------------------------- augmentation
 def augment_configs(options: Mapping[str, Any]) -> tuple[AugmentConfig, AugmentConfig]:
-    """(src, dst) sample configs (numerics.md §5.3): scale ±0.15, flips from random_src_flip /
+    """(src, dst) sample configs (docs/training.md §8): scale ±0.15, flips from random_src_flip /
     random_dst_flip, random_warp, random HSV and colour transfer on src only, the eyes/mouth
-    mask with eyes_mouth_prio, uniform yaw; pretraining forces its settings (§4)."""
+    mask with eyes_mouth_prio, uniform yaw; pretraining forces its settings (§7 there)."""
     o = effective_options(full_options(options))
     ct_mode = o.get("ct_mode", "none")
     if o.get("pretrain") or ct_mode in (None, "", "none"):
@@ -214,7 +215,7 @@ def make_compute_losses(
     gan_discriminator: Any = None,
     code_discriminator: Any = None,
 ) -> Callable[[dict, dict], dict]:
-    """The generator objective (numerics.md §2.1, dfl.models.saehd.losses.generator_losses):
+    """The generator objective (docs/training.md §2, dfl.models.saehd.losses.generator_losses):
     compute_losses(outputs, inputs) -> {loss (Σ over the batch), src_loss, dst_loss}. The GAN
     and true-face terms need their discriminators (skipped when None)."""
     config = loss_config(options)
@@ -233,7 +234,8 @@ G_GROUP, D_CODE_GROUP, GAN_GROUP = "src_dst", "D_code", "GAN"
 OPTIMIZER_KEYS = {G_GROUP: "src_dst_opt", D_CODE_GROUP: "D_code_opt", GAN_GROUP: "GAN_opt"}
 CODE_DISCRIMINATOR = "code_discriminator"
 GAN_NETWORK = "GAN"
-GAN_SHAPE_OPTIONS = ("gan_patch_size", "gan_dims")  # a change re-initialises the GAN (§4)
+# a change of either re-initialises the GAN (docs/training.md §7)
+GAN_SHAPE_OPTIONS = ("gan_patch_size", "gan_dims")
 
 
 @dataclass
@@ -304,7 +306,7 @@ def gan_changes(
     stored: Mapping[str, Any], options: Mapping[str, Any]
 ) -> tuple[set[str], list[str]]:
     """(checkpoint keys started afresh, notes) when gan_patch_size or gan_dims changed while
-    the GAN was on before and is on now (numerics.md §4)."""
+    the GAN was on before and is on now (docs/training.md §7)."""
     if float(options.get("gan_power", 0.0)) <= 0.0 or float(stored.get("gan_power", 0.0)) <= 0.0:
         return set(), []
     changed = [k for k in GAN_SHAPE_OPTIONS if stored.get(k) != options.get(k)]
@@ -316,7 +318,7 @@ def gan_changes(
 
 
 def make_training(options: Mapping[str, Any], model: SAEHDModel) -> Training:
-    """The loss groups of one SAEHD iteration (numerics.md §4): the generator (`src_dst`), then
+    """The loss groups of one SAEHD iteration (docs/training.md §7): the generator (`src_dst`), then
     the true-face code discriminator (`D_code`, df with true_face_power, not pretraining), then
     the patch GAN (`GAN`, gan_power > 0, not pretraining); each with its own optimizer
     (optimizer_settings, own counters)."""
@@ -361,8 +363,8 @@ def fresh_on_resume(
     """What a resume must not load: (checkpoint keys started afresh, whether the iteration and
     the loss history restart at 0, notes for the user).
 
-    Pretraining switched off re-initialises the inter(s) and restarts the count (behaviour.md
-    §2.2); a changed gan_patch_size or gan_dims re-initialises the GAN and its optimizer (§4)."""
+    Pretraining switched off re-initialises the inter(s) and restarts the count; a changed
+    gan_patch_size or gan_dims re-initialises the GAN and its optimizer (docs/training.md §7)."""
     fresh: set[str] = set()
     notes: list[str] = []
     reset = False

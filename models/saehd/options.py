@@ -1,4 +1,4 @@
-"""SAEHD's option table and option helpers (behaviour.md §2.2): DFL's prompts with their
+"""SAEHD's option table and option helpers (docs/dfl-trainer.md §4.2): DFL's prompts with their
 defaults, ranges, rounding, conditions and fixed-vs-changeable flags; pretraining's forced values
 and the summary order. Imported by models/saehd/model.py, which re-exports them."""
 
@@ -83,7 +83,7 @@ def is_df(resolved: Mapping[str, Any]) -> bool:
 
 
 def resolution_multiple(resolved: Mapping[str, Any]) -> int:
-    """16, or 32 when the archi has 'd' or 't' (decisions 10; behaviour §8.12)."""
+    """16, or 32 when the archi has 'd' or 't' (decision 10; DFL rounds to 32 for 'd' only)."""
     return RESOLUTION_STEP_DEEP if {"d", "t"} & set(archi_opts(resolved)) else RESOLUTION_STEP
 
 
@@ -118,7 +118,7 @@ def _validate_true_face(value: float, resolved: Mapping[str, Any]) -> float:
 
 
 # ---------------------------------------------------------------------------- option table
-# behaviour.md §2.2, in DFL's ask order; F (changeable=False) options are fixed at creation.
+# docs/dfl-trainer.md §4.2, in DFL's ask order; F (changeable=False) options are fixed at creation.
 SAEHD_OPTIONS: tuple[Option, ...] = (
     Option(
         name="resolution",
@@ -438,7 +438,8 @@ PRETRAIN_OVERRIDES: dict[str, Any] = {
     "random_dst_flip": True,
 }
 
-# DFL's summary lists the options in its dict's insertion order (behaviour.md §8.9), not ask order.
+# DFL's summary lists the options in its dict's insertion order, not ask order
+# (docs/dfl-trainer.md §4.5).
 SUMMARY_ORDER = (
     "resolution",
     "face_type",

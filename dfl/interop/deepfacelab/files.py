@@ -9,7 +9,7 @@ from pathlib import Path
 DATA_SUFFIX = "_data.dat"
 WEIGHTS_SUFFIX = ".npy"
 SUMMARY_SUFFIX = "_summary.txt"
-# DFL's trainable face-swap models (XSeg is out of scope, decisions.md 22).
+# DFL's trainable face-swap models (XSeg is out of scope, decision 22).
 MODEL_CLASSES = ("SAEHD", "AMP", "Quick96")
 
 

@@ -1,12 +1,13 @@
 """DFL weight names <-> the project's Keras variables.
 
-The project's layers were built to DFL's layouts (dfl/nn.py, numerics.md §0): conv kernels are
-(kh, kw, in, out) like DFL's, dense kernels (in, out), depth_to_space uses TF's DCR order and the
-flatten/reshape around the dense layers uses (C, H, W) order, so every array is copied as it is;
-only names differ. A variable `encoder/down1/downs_0/conv1/kernel` of network `encoder` is DFL's
-`down1/downs_0/conv1/weight:0` in `<name>_<Class>_encoder.npy` (the network scope dropped,
-`kernel` -> `weight`, TF's `:0` suffix added). Optimizer files keep one accumulator per trained
-weight under `<slot>_<network>/<layer>/<weight>_0` (`:` -> `_`, behaviour.md §8.5) plus `iters`.
+The project's layers (dfl/nn/blocks.py) were built to DFL's layouts (docs/networks.md §1): conv
+kernels are (kh, kw, in, out) like DFL's, dense kernels (in, out), depth_to_space uses TF's DCR
+order and the flatten/reshape around the dense layers uses (C, H, W) order, so every array is
+copied as it is; only names differ. A variable `encoder/down1/downs_0/conv1/kernel` of network
+`encoder` is DFL's `down1/downs_0/conv1/weight:0` in `<name>_<Class>_encoder.npy` (the network
+scope dropped, `kernel` -> `weight`, TF's `:0` suffix added). Optimizer files keep one
+accumulator per trained weight under `<slot>_<network>/<layer>/<weight>_0` (`:` -> `_`) plus
+`iters` (docs/dfl-trainer.md §7).
 """
 
 from __future__ import annotations

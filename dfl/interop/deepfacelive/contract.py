@@ -1,4 +1,4 @@
-"""DeepFaceLive's `.dfm` contract (peers.md §2.2-2.3 and corrections): names, order, versions."""
+"""DeepFaceLive's `.dfm` contract (docs/deepfacelive.md §1, §3): names, order, versions."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Checking a .dfm as DeepFaceLive does (peers.md §2.3 and its corrections), then against Keras.
+"""Checking a .dfm as DeepFaceLive does (docs/deepfacelive.md §3), then against Keras.
 
 DeepFaceLive's loader: at least one input; the first input's name contains 'in_face' and its
 shape[1:3] is the static (H, W); a second input's name must contain 'morph_value'; more than two

@@ -1,5 +1,5 @@
-"""How each model's networks make DeepFaceLive's three outputs (peers.md §2.2), as an ONNX graph
-and, for verification, with Keras itself.
+"""How each model's networks make DeepFaceLive's three outputs (docs/deepfacelive.md §2), as an
+ONNX graph and, for verification, with Keras itself.
 
   df (Quick96, SAEHD df): code = inter(encoder(x)); dst mask = decoder_dst(code) mask;
       face, face mask = decoder_src(code).
