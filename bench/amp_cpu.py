@@ -1,4 +1,4 @@
-"""AMP ms per iteration on the CPU next to DeepFaceLab's own figure (shared/bench/dfl-cpu.md).
+"""AMP ms per iteration on the CPU next to DeepFaceLab's own figure (docs/benchmarks.md §1).
 
     python bench/amp_cpu.py [--iterations 15] [--backend tensorflow]
 

@@ -2,7 +2,7 @@
 
 Prints one JSON line: time to the first iteration, median ms per iteration (waiting for samples
 included, as DFL's status line counts it), and the src/dst losses (mean of the last 20), with
-the ratios to DeepFaceLab's own trainer on a 2-core CPU (shared/bench/dfl-cpu.md).
+the ratios to DeepFaceLab's own trainer on a 2-core CPU (docs/benchmarks.md §1).
 
     python bench/quick96_cpu.py [--iterations 200] [--backend tensorflow] [--check]
 

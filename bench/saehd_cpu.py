@@ -1,4 +1,4 @@
-"""SAEHD ms per iteration on the CPU next to DeepFaceLab's own figures (shared/bench/dfl-cpu.md).
+"""SAEHD ms per iteration on the CPU next to DeepFaceLab's own figures (docs/benchmarks.md §1).
 
     python bench/saehd_cpu.py [--iterations 15] [--backend tensorflow]
 

@@ -1,6 +1,7 @@
-"""The AMP model (numerics.md §1.4, §2.2, §3, §4; behaviour.md §4.11): network shapes and the
-parameter count, morph mixing, the losses against numpy, the frozen inters, the GAN group, the
-previews and a tiny headless train/save/resume through dfl.training.trainer."""
+"""The AMP model (docs/networks.md §5; docs/training.md §3, §6-7; docs/dfl-trainer.md §6):
+network shapes and the parameter count, morph mixing, the losses against numpy, the frozen
+inters, the GAN group, the previews and a tiny headless train/save/resume through
+dfl.training.trainer."""
 
 from __future__ import annotations
 
@@ -39,7 +40,7 @@ TINY = {
     "face_type": "f",
 }
 GAN = {"gan_power": 0.1, "gan_patch_size": 8, "gan_dims": 4}
-DEFAULT_PARAMETERS = 101_345_195  # numerics.md §1.4 / §9: ≈ 101.35 M at 224 px
+DEFAULT_PARAMETERS = 101_345_195  # docs/networks.md §5: ≈ 101.35 M at 224 px
 
 
 def tiny_options(**extra) -> dict:
@@ -170,7 +171,7 @@ def test_swap_takes_the_first_k_channels_from_inter_src(tiny_model):
 def test_loss_config_windows_and_fixed_choices():
     config = amp_losses.AMPLossConfig.from_options(amp.full_options({}))
     assert config.masked_training and config.eyes_mouth_prio
-    assert config.dssim_windows == ((5.0, 19), (5.0, 9))  # two scales at 224 (numerics §2.2)
+    assert config.dssim_windows == ((5.0, 19), (5.0, 9))  # two scales at 224 (docs/training.md §3)
     assert amp_losses.AMPLossConfig(resolution=64).dssim_windows == ((5.0, 5), (5.0, 2))
     assert config.mask_blur_radius == 7
     assert not config.trains_gan
@@ -229,7 +230,7 @@ def test_generator_terms_against_numpy():
     [
         ({}, 1.0, 0, 0.0),
         ({"lr_dropout": "y"}, 0.3, 500, 0.0),
-        ({"lr_dropout": "cpu"}, 0.3, 500, 0.0),  # behaves like y in AMP (numerics §9.4)
+        ({"lr_dropout": "cpu"}, 0.3, 500, 0.0),  # behaves like y in AMP (docs/training.md §6)
         ({"clipgrad": True}, 1.0, 0, 1.0),
     ],
 )

@@ -1,4 +1,4 @@
-"""AMP's option table (behaviour.md §2.3, §2.5, §8.9; decisions 10-11): ask order, defaults,
+"""AMP's option table (docs/dfl-trainer.md §4.3-4.6; decisions 10-11): ask order, defaults,
 ranges, rounding, conditions, fixed vs changeable, the summary order and the resume rules."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from dfl.models.amp import options as amp_options
 from dfl.models.saehd import options as saehd_options
 from dfl.options import COMMON_OPTIONS, SOURCE_STORED, OptionError, resolve_options
 
-# DFL's ask order (behaviour.md §2.3)
+# DFL's ask order (docs/dfl-trainer.md §4.3)
 ASK_ORDER = (
     "resolution",
     "face_type",
@@ -180,7 +180,7 @@ def test_gan_patch_and_dims_only_with_gan_power_and_follow_the_resolution():
     assert resolved.options["gan_dims"] == 16
     resolved, recorder = first_run(gan_power=0.0, resolution=320)
     assert "gan_patch_size" not in recorder.names
-    assert resolved.options["gan_patch_size"] == 40  # still stored (behaviour.md §8.10)
+    assert resolved.options["gan_patch_size"] == 40  # still stored (docs/dfl-trainer.md §4.5)
 
 
 def test_help_texts_say_what_amp_does():

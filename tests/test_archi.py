@@ -178,7 +178,7 @@ def test_liae_predictions_follow_numerics_code_construction():
 
 
 def test_liae_network_shapes_at_256():
-    """numerics.md §1.2 liae-ud 256 table, on symbolic shapes only (no big forward pass)."""
+    """docs/networks.md §3: liae-ud at 256, on symbolic shapes only (no big forward pass)."""
     arch = archi.Architecture(256, 256, 64, 64, 22, "ud")
     enc = archi.build_encoder(arch)
     inter = archi.build_inter(arch, 512, name="inter_AB")

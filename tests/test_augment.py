@@ -314,7 +314,7 @@ def test_config_validation() -> None:
         AugmentConfig(RES, L.FULL_FACE, random_hsv_power=-0.1)
 
 
-# --- colour transfer (numerics.md §5.4) -----------------------------------------------------------
+# --- colour transfer (docs/training.md §8) --------------------------------------------------------
 
 
 def _tinted(size: tuple[int, int], bgr: tuple[int, int, int], seed: int = 0) -> np.ndarray:

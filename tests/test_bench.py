@@ -1,4 +1,4 @@
-"""`dfl bench`: the FLOP estimate against numerics.md §8, and the quick run end to end."""
+"""`dfl bench`: the FLOP estimate against docs/networks.md §7, and the quick run end to end."""
 
 from __future__ import annotations
 
@@ -40,7 +40,7 @@ def test_quick96_macs_match_the_published_estimate() -> None:
     assert macs["encoder"] == pytest.approx(365.0, abs=0.1)
     assert macs["inter"] == pytest.approx(7.8, abs=0.1)
     assert macs["decoder_src"] == pytest.approx(3507.1 + 148.8, abs=0.2)
-    # numerics.md §8.2: about 0.19 TFLOP per training iteration at batch 4
+    # docs/networks.md §7: about 0.19 TFLOP per training iteration at batch 4
     assert train_flops(model.networks, 4) / 1e12 == pytest.approx(0.1934, abs=5e-4)
 
 

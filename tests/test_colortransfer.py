@@ -1,4 +1,4 @@
-"""Tests for dfl.data.colortransfer: the five colour-transfer modes (numerics.md §5.6)."""
+"""Tests for dfl.data.colortransfer: the five colour-transfer modes (docs/training.md §9)."""
 
 from __future__ import annotations
 

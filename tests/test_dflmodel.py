@@ -150,7 +150,7 @@ def test_imported_model_trains_one_step(imported, case: str) -> None:
 
 # ------------------------------------------------------------ forward pass by hand (df-ud)
 def _conv(x: np.ndarray, kernel: np.ndarray, bias: np.ndarray, stride: int) -> np.ndarray:
-    """DFL's conv: zero padding k//2 on every side, then a VALID convolution (numerics.md §0)."""
+    """DFL's conv: zero padding k//2 on every side, then a VALID conv (docs/networks.md §1)."""
     k = kernel.shape[0]
     p = k // 2
     x = np.pad(x, ((0, 0), (p, p), (p, p), (0, 0)))
@@ -315,7 +315,7 @@ def test_existing_project_model_is_not_overwritten(imported) -> None:
 
 # ------------------------------------------------------------------------- optimizer state
 def test_optimizer_accumulators_and_counter_are_imported(tmp_path: Path) -> None:
-    """A DFL `src_dst_opt.npy` as behaviour.md §8.5 describes it: `ms_`/`vs_` + the weight's
+    """A DFL `src_dst_opt.npy` as docs/dfl-trainer.md §7 describes it: `ms_`/`vs_` + the weight's
     name with `:` -> `_`, and `iters` (the fixtures lack it, so one is made here)."""
     folder = _copy("tiny-saehd-df-ud-64", tmp_path)
     files = _files(folder)

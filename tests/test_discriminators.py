@@ -1,5 +1,5 @@
-"""UNet patch discriminator and code discriminator (dfl.nn.discriminators) against numerics.md §1.6,
-§8.1 and the corrections in §9 (items 2, 6, 10)."""
+"""UNet patch discriminator and code discriminator (dfl.nn.discriminators) against
+docs/networks.md §1, §6 and §7."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from dfl.nn import discriminators as D
 
 
 def brute_force_layers(patch_size: int, max_layers: int = 9) -> list[tuple[int, int]]:
-    """The search of numerics §1.6 written independently: every stride tuple, per receptive
+    """The search of docs/networks.md §6 written independently: every stride tuple, per receptive
     field the fewest layers then the largest total stride (asserted unique), closest rf wins."""
     best: dict[int, tuple[int, int, list]] = {}
     for count in range(1, max_layers + 1):
@@ -64,7 +64,7 @@ def test_level_channels():
 
 
 def unet_params(layers: list[tuple[int, int]], base: int, in_ch: int = 3) -> int:
-    """Weights + biases of numerics §1.6's UNet, counted from its description."""
+    """Weights + biases of the UNet of docs/networks.md §6, counted from its description."""
     n = len(layers)
     ch = {i - 1: min(base * 2**i, 512) for i in range(n + 1)}
     total = in_ch * ch[-1] + ch[-1]  # in_conv 1×1
@@ -80,7 +80,7 @@ def unet_params(layers: list[tuple[int, int]], base: int, in_ch: int = 3) -> int
 
 
 def macs(model: keras.Model) -> int:
-    """Multiply-adds of the convs (numerics §8 convention: biases and activations ignored)."""
+    """Multiply-adds of the convs (docs/networks.md §7: biases and activations ignored)."""
     total = 0
     for layer in model.layers:
         if isinstance(layer, blocks.Conv2D):
@@ -103,7 +103,7 @@ def test_unet_parameter_count(patch, dims):
 def test_unet_at_256_patch_32_is_0_85_gmac():
     model = D.build_unet_patch_discriminator(32, base_ch=16, resolution=256)
     assert model.count_params() == 946_994
-    assert macs(model) / 1e9 == pytest.approx(0.85, abs=0.01)  # numerics §8.1
+    assert macs(model) / 1e9 == pytest.approx(0.85, abs=0.01)  # docs/networks.md §7
     assert tuple(model.get_layer("upconvs_0").kernel.shape) == (3, 3, 128, 256)  # (k, k, out, in)
     assert tuple(model.get_layer("upconvs_3").kernel.shape) == (3, 3, 16, 64)
     assert tuple(model.get_layer("out_conv").kernel.shape) == (1, 1, 32, 1)
@@ -143,7 +143,7 @@ def test_code_discriminator_df_ud_256_shapes_and_size():
     assert tuple(model.output.shape[1:]) == (3, 3, 1)
     want = (4 * 4 * 256 * 256 + 256) + (9 * 256 * 512 + 512) + (9 * 512 * 1024 + 1024) + 1025
     assert model.count_params() == want
-    assert macs(model) / 1e9 == pytest.approx(0.16, abs=0.005)  # numerics §8.1
+    assert macs(model) / 1e9 == pytest.approx(0.16, abs=0.005)  # docs/networks.md §7
 
 
 @pytest.mark.parametrize(

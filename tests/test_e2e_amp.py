@@ -42,7 +42,7 @@ FIRST_RUN = {
     "Color transfer for src faceset": "rct",
     "Batch_size": "2",
 }
-AMP_ASK_ORDER = [  # behaviour.md §2.3, after the shared prompts
+AMP_ASK_ORDER = [  # docs/dfl-trainer.md §4.3, after the shared prompts
     "Resolution",
     "Face type",
     "AutoEncoder dimensions",

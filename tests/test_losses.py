@@ -1,4 +1,5 @@
-"""Tests for dfl.nn.losses: DSSIM and Gaussian blur against numpy references (numerics §0)."""
+"""Tests for dfl.nn.losses: DSSIM and Gaussian blur against numpy references
+(docs/training.md §1)."""
 
 from __future__ import annotations
 

@@ -46,7 +46,7 @@ def _d_mask_default(resolved) -> int:
     return third + third % 2
 
 
-# A slice of SAEHD's table (behaviour.md §2.2), in its ask order.
+# A slice of SAEHD's table (docs/dfl-trainer.md §4.2), in its ask order.
 SAEHD_SLICE = (
     Option(
         "resolution",

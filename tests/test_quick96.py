@@ -69,7 +69,7 @@ def test_tiny_architectures_shapes(opts):
 
 
 def np_side_loss(target, mask, pred, pred_mask, res):
-    """Numerics §2.3 with the project's own (already tested) DSSIM and blur."""
+    """docs/training.md §4 with the project's own (already tested) DSSIM and blur."""
     blurred = to_np(losses.gaussian_blur(mask, max(1, res // 32)))
     t, p = target * blurred, pred * blurred
     dssim = to_np(losses.dssim(t, p, int(res / 11.6))).mean(axis=-1)

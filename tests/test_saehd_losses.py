@@ -1,5 +1,5 @@
 """SAEHD loss terms (dfl.nn.losses additions, dfl.models.saehd.losses) against numpy references
-(numerics.md §0, §2.1, §9)."""
+(docs/training.md §1-2)."""
 
 from __future__ import annotations
 
@@ -160,7 +160,7 @@ def make_batch(res: int = RES, batch: int = B, seed: int = 0) -> tuple[dict, dic
 
 
 def np_generator_terms(outputs: dict, inputs: dict, cfg: sl.LossConfig) -> dict:
-    """numerics §2.1 written out in numpy."""
+    """docs/training.md §2 written out in numpy."""
     o = {k: v.astype(np.float64) for k, v in outputs.items()}
     i = {k: v.astype(np.float64) for k, v in inputs.items()}
     res = cfg.resolution
@@ -245,7 +245,7 @@ def test_total_variation_mae_and_blurred_masks_match_numpy():
     assert np.all(mb[m > 0] > 0.999)
     assert mb[0, 0, 0, 0] == 0.0
     assert np.any((mb > 0.05) & (mb < 0.95) & (m == 0))
-    # at res 256 the blur is σ 8 with a 33 px kernel (numerics §2.1)
+    # at res 256 the blur is σ 8 with a 33 px kernel (docs/training.md §1)
     assert losses.blur_window(max(1, 256 // 32)).shape == (33, 33)
 
 

@@ -1,5 +1,6 @@
-"""Tests for the SAEHD model module: the option table (behaviour.md §2.2, decisions 10-11), the
-df/liae networks with every archi opts combination, parameter counts and the optimizer."""
+"""Tests for the SAEHD model module: the option table (docs/dfl-trainer.md §4.2,
+decisions 10-11), the df/liae networks with every archi opts combination, parameter counts and
+the optimizer."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from dfl.options import COMMON_OPTIONS, SOURCE_STORED, OptionError, resolve_opti
 
 GIB = 1024**3
 
-# DFL's ask order (behaviour.md §2.2)
+# DFL's ask order (docs/dfl-trainer.md §4.2)
 ASK_ORDER = (
     "resolution",
     "face_type",
@@ -136,7 +137,7 @@ def test_defaults_and_what_is_asked_on_first_run():
         (128, "liae-ud", 128, None),
         (80, "df-u", 80, None),
         (80, "liae-ud", 64, 32),  # -d rounds to 32 (DFL)
-        (80, "df-t", 64, 32),  # -t rounds to 32 too (decisions 10)
+        (80, "df-t", 64, 32),  # -t rounds to 32 too (decision 10)
         (112, "liae-udtc", 96, 32),
         (639, "df", 624, 16),
         (639, "df-d", 608, 32),
@@ -210,7 +211,7 @@ def test_gan_patch_and_dims_are_asked_only_with_gan_power():
     resolved, recorder = first_run(resolution=256)
     assert "gan_patch_size" not in recorder.names
     assert "gan_dims" not in recorder.names
-    # always stored, also at GAN power 0 (behaviour.md §8.10)
+    # always stored, also at GAN power 0 (docs/dfl-trainer.md §4.5)
     assert (resolved.options["gan_patch_size"], resolved.options["gan_dims"]) == (32, 16)
 
     resolved, recorder = first_run(resolution=256, gan_power=0.1, gan_patch_size=40)
@@ -404,7 +405,7 @@ def test_make_optimizer(options, cls, dropout, cos, clip):
 
 # ----------------------------------------------------------------------------------- networks
 def test_parameter_counts_at_default_dims():
-    """numerics.md §1.2 / §9: liae-ud 256 ≈ 145.34 M, df-ud 256 ≈ 82.79 M (build only)."""
+    """docs/networks.md §3: liae-ud 256 ≈ 145.34 M, df-ud 256 ≈ 82.79 M (build only)."""
     liae = saehd.build({"archi": "liae-ud", "resolution": 256})
     assert isinstance(liae, autoencoders.LIAEAutoencoder)
     assert abs(liae.count_params() - 145.34e6) < 0.005e6
