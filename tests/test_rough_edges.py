@@ -173,3 +173,35 @@ def test_backend_not_installed(tmp_path: Path, monkeypatch, capsys, args, env) -
     assert "the jax backend is not installed" in message
     assert "pip install 'dfl[jax]'" in message and "Traceback" not in message
     assert not (tmp_path / "ws").exists()
+
+
+def test_bench_refuses_a_gpu_that_is_not_there(monkeypatch, capsys) -> None:
+    import dfl.backend
+    from dfl.cli import EXIT_USAGE, main
+
+    monkeypatch.setenv("KERAS_BACKEND", "tensorflow")
+    monkeypatch.setattr(dfl.backend, "list_devices", lambda: [])
+    assert main(["bench", "--quick", "--backend", "tensorflow", "--device", "7"]) == EXIT_USAGE
+    captured = capsys.readouterr()
+    assert "no GPU with index 7: this machine has no GPU, only cpu" in captured.err
+    assert captured.out == ""  # no result line labelled "device": "7"
+    gpu = dfl.backend.Device(index=0, name="GPU", memory_bytes=None)
+    monkeypatch.setattr(dfl.backend, "list_devices", lambda: [gpu])
+    assert main(["bench", "--quick", "--device", "7"]) == EXIT_USAGE
+    assert "no GPU with index 7; choose from 0 or cpu" in capsys.readouterr().err
+
+
+def test_train_device_without_gpus(tmp_path: Path, monkeypatch, capsys) -> None:
+    import dfl.backend
+    from dfl.cli import EXIT_USAGE, main
+    from dfl.store.workspace import Workspace
+
+    monkeypatch.setenv("KERAS_BACKEND", "tensorflow")
+    monkeypatch.setattr(dfl.backend, "list_devices", lambda: [])
+    ws = tmp_path / "ws"
+    Workspace(ws).ensure()
+    args = ["train", "--workspace", str(ws), "--model", "Quick96", "--name", "m"]
+    assert main([*args, "--device", "3", "--no-preview"]) == EXIT_USAGE
+    err = capsys.readouterr().err
+    assert "this machine has no GPU, only cpu" in err and "choose from  or" not in err
+    assert list((ws / "model").iterdir()) == []

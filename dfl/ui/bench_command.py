@@ -54,8 +54,13 @@ def run(args: argparse.Namespace) -> int:
     from dfl.cli import UserError
     from dfl.data.batcher import default_workers
     from dfl.training.benchmark import Settings, run, select_cases
+    from dfl.ui.menu import parse_device_choice
 
     backend.select(args.backend)  # an uninstalled backend is refused before any work
+    try:  # a GPU that is not there would silently measure the CPU
+        device = parse_device_choice(args.device, backend.list_devices())
+    except ValueError as exc:
+        raise UserError(f"invalid --device: {exc}") from None
     try:
         cases = select_cases(args.cases)
     except ValueError as exc:
@@ -74,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
         raise UserError("--iterations, --warmup and --workers must be at least 1")
     common = {
         "backend": args.backend,
-        "device": args.device,
+        "device": device,
         "precision": args.precision,
         **overrides,
     }

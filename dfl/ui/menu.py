@@ -273,8 +273,10 @@ def parse_device_choice(text: str, devices: Sequence[DeviceLike]) -> str:
     known = {device.index for device in devices}
     unknown = sorted(indexes - known)
     if unknown:
-        valid = ", ".join(str(index) for index in sorted(known))
         missing = ", ".join(str(index) for index in unknown)
+        if not known:
+            raise ValueError(f"no GPU with index {missing}: this machine has no GPU, only cpu")
+        valid = ", ".join(str(index) for index in sorted(known))
         raise ValueError(f"no GPU with index {missing}; choose from {valid} or cpu")
     return ",".join(str(index) for index in sorted(indexes))
 
