@@ -169,6 +169,14 @@ def _run_demo(args: argparse.Namespace) -> int:
         workspace.root, count=args.count, seed=args.seed, overwrite=args.overwrite
     )
     text.info(f"Demo faces written: {args.count} to {src} and {args.count} to {dst}")
+    text.info(f"Demo dst frames written: {args.count} to {dst.parent} (the faces came from them)")
+    from dfl.demo.frames import make_demo_video
+
+    video = make_demo_video(workspace.root, overwrite=args.overwrite)
+    if video is None:
+        text.note("Kept the data_dst video already in the workspace (--overwrite replaces it)")
+    else:
+        text.info(f"Demo dst video written: {video} (try `dfl extract-video` on it)")
     return EXIT_OK
 
 

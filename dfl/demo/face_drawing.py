@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import cv2
 import numpy as np
@@ -131,7 +133,7 @@ def _arc(n: int, half_width: float, y0: float, top: float, z0: float, z_top: flo
     )
 
 
-def _person_shape(p: Person) -> dict[str, np.ndarray]:
+def person_shape(p: Person) -> dict[str, np.ndarray]:
     """3-D landmarks and extra outline points of one person in a neutral pose."""
     lm = L.MEAN_SHAPE_3D.copy()
     jaw = lm[L.JAW]
@@ -201,16 +203,28 @@ def _person_shape(p: Person) -> dict[str, np.ndarray]:
     }
 
 
-def _expression(lm: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, dict[str, float]]:
-    """Move mouth, eyes and brows for a random expression; return the points and the knobs."""
-    lm = lm.copy()
+def random_expression(rng: np.random.Generator) -> dict[str, float]:
+    """Random expression knobs: mouth open, smile, blink, surprise (0-1) and gaze."""
     open_ = float(rng.uniform(0.0, 1.0)) if rng.random() < 0.45 else 0.0
     smile = float(rng.uniform(-0.3, 1.0))
     blink = float(rng.uniform(0.6, 0.9)) if rng.random() < 0.12 else float(rng.uniform(0, 0.25))
     surprise = float(rng.uniform(0.0, 1.0)) if rng.random() < 0.25 else 0.0
     gaze = rng.uniform(-0.18, 0.18, size=2) * [1.0, 0.5]
+    return {
+        "open": open_,
+        "smile": smile,
+        "blink": blink,
+        "surprise": surprise,
+        "gaze_x": float(gaze[0]),
+        "gaze_y": float(gaze[1]),
+    }
 
-    drop = open_ * 16.0
+
+def apply_expression(lm: np.ndarray, expr: dict[str, float]) -> np.ndarray:
+    """Move mouth, eyes and brows of the 3-D landmarks for the expression knobs."""
+    lm = lm.copy()
+    smile, blink = expr["smile"], expr["blink"]
+    drop = expr["open"] * 16.0
     lm[[65, 66, 67], 1] += drop
     lm[55:60, 1] += drop * np.array([0.6, 0.9, 1.0, 0.9, 0.6])
     lm[5:12, 1] += drop * 0.35 * np.array([0.3, 0.7, 0.9, 1.0, 0.9, 0.7, 0.3])
@@ -220,11 +234,12 @@ def _expression(lm: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, d
     lm[[49, 53], 1] -= smile * 1.5
     for upper, lower in (((37, 38), (41, 40)), ((43, 44), (47, 46))):
         lm[list(upper), 1] += (lm[list(lower), 1] - lm[list(upper), 1]) * blink
-    lm[17:27, 1] -= surprise * 6.0
-    return lm, {"open": open_, "smile": smile, "blink": blink, "gaze_x": gaze[0], "gaze_y": gaze[1]}
+    lm[17:27, 1] -= expr["surprise"] * 6.0
+    return lm
 
 
-def _rotation(yaw: float, pitch: float, roll: float) -> np.ndarray:
+def rotation(yaw: float, pitch: float, roll: float) -> np.ndarray:
+    """The 3x3 head rotation (radians): yaw about y, then pitch about x, then roll about z."""
     cy, sy = math.cos(yaw), math.sin(yaw)
     cp, sp = math.cos(pitch), math.sin(pitch)
     cr, sr = math.cos(roll), math.sin(roll)
@@ -346,23 +361,19 @@ def render_face(
 ) -> tuple[np.ndarray, dict]:
     """Draw one aligned whole_face image (uint8 BGR) of ``person`` and its DFL metadata."""
     res = int(resolution)
-    shape = _person_shape(person)
-    lm3, expr = _expression(shape["lm"], rng)
-    shape = {**shape, "lm": lm3}
+    shape = person_shape(person)
+    expr = random_expression(rng)
+    shape = {**shape, "lm": apply_expression(shape["lm"], expr)}
 
     # Pose: rotate in 3-D about the face centre and project orthographically into a virtual
     # source frame with a random scale and position.
     yaw = float(rng.uniform(-MAX_YAW, MAX_YAW))
     pitch = float(rng.uniform(-MAX_PITCH, MAX_PITCH))
     roll = float(rng.uniform(-MAX_ROLL, MAX_ROLL))
-    rot = _rotation(yaw, pitch, roll)
     frame = SOURCE_FRAME_FACTOR * res
     src_scale = float(rng.uniform(*SOURCE_SCALE_RANGE)) * res / 256.0
     centre = rng.uniform(0.35, 0.65, size=2) * frame
-    pivot = np.array([0.0, 0.0, 10.0])
-
-    def to_source(pts: np.ndarray) -> np.ndarray:
-        return ((pts - pivot) @ rot.T)[:, :2] * src_scale + centre
+    to_source = projection(rotation(yaw, pitch, roll), src_scale, centre)
 
     src_lm = to_source(shape["lm"])
     mat = L.transform_matrix(src_lm, res, FACE_TYPE)
@@ -371,18 +382,65 @@ def render_face(
     def to_aligned(pts: np.ndarray) -> np.ndarray:
         return L.transform_points(to_source(pts), mat)
 
-    P = {k: to_aligned(v) for k, v in shape.items()}
-    lm = P["lm"]
-    hw = (res, res)
-
     img = _background(res, cv2.invertAffineTransform(mat), rng, src_scale)
+    draw_person(img, person, rng, shape, expr, to_aligned, px)
+    img += rng.standard_normal(size=img.shape, dtype=np.float32) * np.float32(NOISE_SIGMA)
+    out = np.clip(img, 0, 255).astype(np.uint8)
+    meta = face_metadata(L.transform_points(src_lm, mat), src_lm, mat, index)
+    return out, meta
+
+
+def projection(
+    rot: np.ndarray, scale: float, centre: np.ndarray
+) -> Callable[[np.ndarray], np.ndarray]:
+    """Template 3-D points -> 2-D pixels: rotate about the face centre, project
+    orthographically, scale (template units -> pixels) and move to `centre`."""
+    pivot = np.array([0.0, 0.0, 10.0])
+
+    def project(pts: np.ndarray) -> np.ndarray:
+        return ((pts - pivot) @ rot.T)[:, :2] * scale + centre
+
+    return project
+
+
+def face_metadata(
+    landmarks: np.ndarray, src_lm: np.ndarray, mat: np.ndarray, index: int
+) -> dict[str, Any]:
+    """DFL's aligned-face metadata (plain lists): what DFL's extractor stores for a face cut
+    from frame ``index + 1`` (``00001.png`` ...) with ``mat`` (frame -> aligned)."""
+    x0, y0 = np.floor(src_lm.min(axis=0)).astype(int)
+    x1, y1 = np.ceil(src_lm.max(axis=0)).astype(int)
+    return {
+        "face_type": FACE_TYPE,
+        "landmarks": landmarks.astype(np.float32).tolist(),
+        "source_filename": f"{index + 1:05d}.png",
+        "source_rect": [int(x0), int(y0), int(x1), int(y1)],
+        "source_landmarks": src_lm.astype(np.float32).tolist(),
+        "image_to_face_mat": np.asarray(mat, np.float64).tolist(),
+    }
+
+
+def draw_person(
+    img: np.ndarray,
+    person: Person,
+    rng: np.random.Generator,
+    shape: dict[str, np.ndarray],
+    expr: dict[str, float],
+    project: Callable[[np.ndarray], np.ndarray],
+    px: float,
+) -> None:
+    """Draw ``person`` over ``img`` (float32 BGR, in place): ``shape`` holds the 3-D template
+    points, ``project`` maps them to image pixels and ``px`` is pixels per template unit."""
+    P = {k: project(v) for k, v in shape.items()}
+    lm = P["lm"]
+    hw = img.shape[:2]
     skin = _jitter(person.skin, rng, 4.0)
     hair = _jitter(person.hair, rng, 5.0)
 
     # Hair behind the head (long styles reach the shoulders).
     skull = P["skull"]
     if person.hair_style == "long":
-        back = np.vstack([skull, to_aligned(np.array([[95.0, 110.0, 40.0], [-95.0, 110.0, 40.0]]))])
+        back = np.vstack([skull, project(np.array([[95.0, 110.0, 40.0], [-95.0, 110.0, 40.0]]))])
         _blend(img, _mask(hw, back), _shade(hair, 0.8))
 
     _blend(img, _mask(hw, P["shoulders"]), _jitter(person.shirt, rng, 12.0))
@@ -401,8 +459,9 @@ def render_face(
 
     # Skin with soft edge shading and a side light.
     light = np.array([rng.uniform(-1, 1), -0.6])
-    ramp = np.arange(res, dtype=np.float32) / res - 0.5
-    lit = 1.0 + 0.24 * (ramp[None, :] * light[0] + ramp[:, None] * light[1])
+    ramp_x = np.arange(hw[1], dtype=np.float32) / hw[1] - 0.5
+    ramp_y = np.arange(hw[0], dtype=np.float32) / hw[0] - 0.5
+    lit = 1.0 + 0.24 * (ramp_x[None, :] * light[0] + ramp_y[:, None] * light[1])
     edge = _blur(face, 10 * px)
     skin_layer = np.asarray(skin, np.float32) * (0.72 + 0.28 * edge * lit)[..., None]
     f3 = face[..., None]
@@ -479,7 +538,7 @@ def render_face(
                     [sgn * 74.0, -55.0, 40.0],
                 ]
             )
-            hmask = np.maximum(hmask, _mask(hw, to_aligned(strand)))
+            hmask = np.maximum(hmask, _mask(hw, project(strand)))
     # Strands follow the head: curves between the skull outline and the hairline.
     tex = np.zeros(hw, np.float32)
     outer, inner = _resample(skull, 24), _resample(hairline, 24)
@@ -493,18 +552,3 @@ def render_face(
     h3 = hmask[..., None]
     img *= 1.0 - h3
     img += h3 * hair_layer
-
-    img += rng.standard_normal(size=img.shape, dtype=np.float32) * np.float32(NOISE_SIGMA)
-    out = np.clip(img, 0, 255).astype(np.uint8)
-
-    x0, y0 = np.floor(src_lm.min(axis=0)).astype(int)
-    x1, y1 = np.ceil(src_lm.max(axis=0)).astype(int)
-    meta = {
-        "face_type": FACE_TYPE,
-        "landmarks": lm.astype(np.float32).tolist(),
-        "source_filename": f"{index + 1:05d}.png",
-        "source_rect": [int(x0), int(y0), int(x1), int(y1)],
-        "source_landmarks": src_lm.astype(np.float32).tolist(),
-        "image_to_face_mat": mat.tolist(),
-    }
-    return out, meta
