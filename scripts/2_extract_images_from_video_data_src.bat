@@ -1,0 +1,7 @@
+@echo off
+rem Launcher: runs "dfl extract-video" on workspace\data_src.* into workspace\data_src.
+set "ROOT=%~dp0.."
+set "DFL=dfl"
+if exist "%ROOT%\.venv\Scripts\dfl.exe" set "DFL=%ROOT%\.venv\Scripts\dfl.exe"
+"%DFL%" extract-video --input-file "%ROOT%\workspace\data_src.*" --output-dir "%ROOT%\workspace\data_src" %*
+pause
