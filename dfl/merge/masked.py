@@ -156,7 +156,7 @@ def _erode_blur(mask: np.ndarray, r: int, erode: int, blur: int) -> np.ndarray:
     """Erode (>0) or dilate (<0) with an ellipse, zero a border band, Gaussian-blur: on the
     (4R, 4R) mask padded by R, as DFL; the band is clamped so a large blur cannot empty it."""
     if erode == 0 and blur == 0:
-        return mask  # the band would only clear the padding
+        return np.clip(mask, 0.0, 1.0)  # the band would only clear the padding
     padded = np.pad(mask, r)
     if erode != 0:
         kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (abs(erode), abs(erode)))
