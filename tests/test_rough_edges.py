@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import builtins
 import errno
+import json
 import os
 import pickle
 import shutil
@@ -205,3 +206,49 @@ def test_train_device_without_gpus(tmp_path: Path, monkeypatch, capsys) -> None:
     err = capsys.readouterr().err
     assert "this machine has no GPU, only cpu" in err and "choose from  or" not in err
     assert list((ws / "model").iterdir()) == []
+
+
+def _saved_model(tmp_path: Path, iterations: list[int]):
+    from dfl.store.checkpoint_state import ModelState
+    from dfl.store.model_store import ModelStore
+
+    store = ModelStore(tmp_path / "me_Quick96")
+    paths = []
+    for it in iterations:
+        options = {"target_iter": 1000, "batch_size": 4}
+        state = ModelState(model_type="Quick96", name="me", iteration=it, options=options)
+        weights = {"encoder": {"w": np.full(3, it, np.float32)}}
+        paths.append(store.save(state, weights, summary_text="", loss_rows=0))
+        if it != iterations[-1]:
+            store.backup()
+    return store, paths[-1]
+
+
+def _edit_state(folder: Path, **options) -> None:
+    path = folder / "state.json"
+    data = json.loads(path.read_text())
+    data["options"].update(options)
+    path.write_text(json.dumps(data, indent=2))
+
+
+def test_state_edited_by_hand_says_what_differs(tmp_path: Path) -> None:
+    store, current = _saved_model(tmp_path, [10, 20])
+    _edit_state(current, target_iter=5000)
+    loaded = store.load()
+    assert loaded.state.iteration == 10  # the backup: the edited state is not trusted
+    notes = "\n".join(loaded.notes)
+    assert "state.json was edited after saving: its checksum differs from the manifest" in notes
+    assert "target_iter 1000 -> 5000" in notes and "batch_size" not in notes
+    assert "--override" in notes and "--opt name=value" in notes
+
+
+def test_state_edited_without_a_whole_state(tmp_path: Path) -> None:
+    from dfl.store.model_store import NoUsableStateError
+
+    store, current = _saved_model(tmp_path, [10])
+    _edit_state(current, batch_size=8)
+    with pytest.raises(NoUsableStateError) as info:
+        store.load()
+    message = str(info.value)
+    assert "was edited after saving" in message and "no other saved state is whole" in message
+    assert "Put the file back" in message and "--override" in message

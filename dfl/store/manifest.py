@@ -18,15 +18,20 @@ MANIFEST_FORMAT = "dfl-checkpoint"
 MANIFEST_FILE = "manifest.json"
 
 SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")  # a file a manifest may list
+HOW_OPTIONS_CHANGE = (
+    "Options are changed with `dfl train --override` (asks the changeable options again) or "
+    "`dfl train --opt name=value`, not by editing state.json"
+)
 
 
 class Rejected(Exception):
     """A checkpoint or backup folder that cannot be used, and why."""
 
-    def __init__(self, kind: str, reason: str) -> None:
+    def __init__(self, kind: str, reason: str, edited: ModelState | None = None) -> None:
         super().__init__(reason)
-        self.kind = kind  # "incomplete" or "damaged"
+        self.kind = kind  # "incomplete", "damaged" or "edited"
         self.reason = reason
+        self.edited = edited  # kind "edited": the state.json as edited (it still parses)
 
 
 @dataclass(frozen=True)
@@ -101,6 +106,44 @@ def read_manifest(folder: Path) -> dict[str, Any]:
     return manifest
 
 
+def _raise_if_state_edited(folder: Path, name: str) -> None:
+    """A state.json that differs from its manifest but still reads as a state was edited by
+    hand (a cut-short or corrupted one does not parse): raise Rejected("edited")."""
+    if name != STATE_FILE:
+        return
+    try:
+        edited = ModelState.from_json((folder / STATE_FILE).read_bytes())
+    except (OSError, StateError):
+        return
+    reason = f"{STATE_FILE} was edited after saving: its checksum differs from the manifest"
+    raise Rejected("edited", reason, edited)
+
+
+def _show(value: Any) -> str:
+    return json.dumps(value) if value is not None else "(not set)"
+
+
+def describe_edit(label: str, edited: ModelState, used: Whole | None) -> str:
+    """What to tell the user about a hand-edited state.json: which options the edit changed
+    against the newest whole state (`used`, None when nothing loads) and how options change."""
+    if used is None:
+        return (
+            f"{label}: {STATE_FILE} was edited after saving and no other saved state is whole. "
+            f"Put the file back as it was saved to resume from it. {HOW_OPTIONS_CHANGE}."
+        )
+    keys = sorted(set(edited.options) | set(used.state.options))
+    changed = [
+        f"{key} {_show(used.state.options.get(key))} -> {_show(edited.options.get(key))}"
+        for key in keys
+        if edited.options.get(key) != used.state.options.get(key)
+    ]
+    what = f"the edit changed {', '.join(changed)}" if changed else "no option differs"
+    return (
+        f"{label}: {STATE_FILE} was edited after saving, so {used.label} (iteration "
+        f"{used.state.iteration}) is used instead; against it {what}. {HOW_OPTIONS_CHANGE}."
+    )
+
+
 def verify_folder(folder: Path, label: str, *, checksums: bool) -> Whole:
     """Check a checkpoint or backup folder against its manifest, or raise Rejected."""
     if not folder.is_dir():
@@ -114,6 +157,7 @@ def verify_folder(folder: Path, label: str, *, checksums: bool) -> Whole:
         except FileNotFoundError:
             raise Rejected("incomplete", f"{entry['name']} missing") from None
         if size != entry["size"]:
+            _raise_if_state_edited(folder, entry["name"])
             raise Rejected(
                 "incomplete" if size < entry["size"] else "damaged",
                 f"{entry['name']} has {size} bytes, the manifest says {entry['size']}",
@@ -121,6 +165,7 @@ def verify_folder(folder: Path, label: str, *, checksums: bool) -> Whole:
     if checksums:
         for entry in entries:
             if sha256_file(folder / entry["name"]) != entry["sha256"]:
+                _raise_if_state_edited(folder, entry["name"])
                 raise Rejected("damaged", f"{entry['name']} checksum mismatch")
     names = {entry["name"] for entry in entries}
     if STATE_FILE not in names:

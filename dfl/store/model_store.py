@@ -58,6 +58,7 @@ from dfl.store.manifest import (
     SAFE_NAME,
     Rejected,
     Whole,
+    describe_edit,
     is_count,
     make_manifest,
     verify_folder,
@@ -249,15 +250,20 @@ class ModelStore:
         candidates += [
             (self.backups_dir / n, f"backup {n}", f"backup {n}") for n in self.backup_names()
         ]
+        edited: tuple[str, ModelState] | None = None  # the newest hand-edited state.json
         for path, label, source in candidates:
             try:
                 whole = verify_folder(path, label, checksums=verify_checksums)
             except Rejected as r:
                 notes.append(f"{label} is {r.kind} ({r.reason}) and was skipped")
                 rejected.append(f"{label}: {r.reason}")
+                if r.edited is not None and edited is None:
+                    edited = (label, r.edited)
                 continue
             if rejected:
                 notes.append(f"using {label} (iteration {whole.state.iteration})")
+            if edited is not None:
+                notes.append(describe_edit(*edited, whole))
             return Loaded(
                 state=whole.state,
                 path=whole.path,
@@ -268,10 +274,12 @@ class ModelStore:
             )
         if not rejected:
             raise NoUsableStateError(f"model {self.name} has no saved state in {self.folder}")
+        advice = f"\n{describe_edit(*edited, None)}" if edited is not None else ""
         raise NoUsableStateError(
             f"model {self.name} has no usable saved state; every checkpoint and backup in "
-            f"{self.folder} is incomplete or damaged (nothing was changed):\n  "
+            f"{self.folder} is incomplete, damaged or edited (nothing was changed):\n  "
             + "\n  ".join(rejected)
+            + advice
         )
 
     # ---- save
