@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import time
 from pathlib import Path
 
@@ -156,3 +157,82 @@ def test_hidden_files_do_not_block_the_demo(tmp_path):
     src, _dst = demo.make_demo_facesets(tmp_path, count=2, resolution=64)
     assert (src / ".gitkeep").exists()
     assert len(list(src.glob("*.jpg"))) == 2
+
+
+# --- dst frames: the faces are cut from them as DFL's extractor does ------------------------
+
+
+def test_dst_frames_exist(workspace: Path) -> None:
+    from dfl.demo.frames import FRAME_SIZE
+
+    frames = sorted(p.name for p in (workspace / "data_dst").glob("*.png"))
+    assert frames == [f"{i:05d}.png" for i in range(1, COUNT + 1)]
+    first = cv2.imread(str(workspace / "data_dst" / frames[0]))
+    assert first.shape == (FRAME_SIZE[1], FRAME_SIZE[0], 3)
+    assert not list((workspace / "data_src").glob("*.png"))  # src has aligned faces only
+
+
+def test_dst_faces_reproject_from_their_frames(workspace: Path) -> None:
+    corners = np.array([[0, 0], [RES, 0], [RES, RES], [0, RES]], np.float64)
+    for i in range(1, COUNT + 1):
+        aligned = workspace / "data_dst" / "aligned" / f"{i:05d}_0.jpg"
+        meta = read_dfl_metadata(aligned)
+        assert meta is not None and meta["source_filename"] == f"{i:05d}.png"
+        frame = cv2.imread(str(workspace / "data_dst" / meta["source_filename"]))
+        src = np.array(meta["source_landmarks"], np.float64)
+        h, w = frame.shape[:2]
+        assert src.shape == (68, 2) and src.min() > 0 and src[:, 0].max() < w
+        left, top, right, bottom = meta["source_rect"]
+        assert left <= src[:, 0].min() and src[:, 0].max() <= right <= w
+        assert top <= src[:, 1].min() and src[:, 1].max() <= bottom <= h
+        # The frame landmarks alone give the crop: DFL's transform of them for the face type
+        # puts the crop's corners within a pixel of the stored matrix's.
+        stored = np.array(meta["image_to_face_mat"])
+        again = L.transform_matrix(src, RES, meta["face_type"])
+        err = L.transform_points(corners, again, invert=True) - L.transform_points(
+            corners, stored, invert=True
+        )
+        assert np.abs(err).max() < 1.0
+        np.testing.assert_allclose(L.transform_points(src, again), meta["landmarks"], atol=1.0)
+        # Cutting the frame with it gives the aligned image (up to JPEG).
+        crop = cv2.warpAffine(frame, again, (RES, RES), flags=cv2.INTER_LINEAR)
+        face = cv2.imread(str(aligned)).astype(np.float32)
+        assert np.abs(crop - face).mean() < 3.0
+        shift = np.array([[0, 0, 3], [0, 0, 0]])  # three pixels to the right
+        moved = cv2.warpAffine(frame, again + shift, (RES, RES))
+        assert np.abs(moved - face).mean() > 2 * np.abs(crop - face).mean()
+
+
+def test_dst_person_moves_a_little(workspace: Path) -> None:
+    lms = [
+        np.array(read_dfl_metadata(p)["source_landmarks"])
+        for p in sorted((workspace / "data_dst" / "aligned").glob("*.jpg"))
+    ]
+    steps = [np.abs(b - a).mean() for a, b in itertools.pairwise(lms)]
+    assert all(0.5 < s < 15 for s in steps), steps
+
+
+def test_demo_video(tmp_path: Path) -> None:
+    import av
+
+    from dfl.demo.frames import DEMO_FPS, make_demo_video
+
+    demo.make_demo_facesets(tmp_path, count=3, resolution=64)
+    video = make_demo_video(tmp_path)
+    assert video == tmp_path / "data_dst.mp4"
+    with av.open(str(video)) as c:
+        assert c.streams.video[0].base_rate == DEMO_FPS
+        assert sum(1 for _ in c.decode(video=0)) == 3
+    stamp = video.stat().st_mtime_ns
+    assert make_demo_video(tmp_path) is None  # an existing dst video is kept
+    assert video.stat().st_mtime_ns == stamp
+    assert make_demo_video(tmp_path, overwrite=True) == video
+
+
+def test_dst_frames_are_not_overwritten(tmp_path: Path) -> None:
+    (tmp_path / "data_dst").mkdir()
+    cv2.imwrite(str(tmp_path / "data_dst" / "00001.png"), np.zeros((8, 8, 3), np.uint8))
+    with pytest.raises(demo.DemoError, match="1 frame image"):
+        demo.make_demo_facesets(tmp_path, count=2, resolution=64)
+    demo.make_demo_facesets(tmp_path, count=2, resolution=64, overwrite=True)
+    assert cv2.imread(str(tmp_path / "data_dst" / "00001.png")).shape == (240, 320, 3)
