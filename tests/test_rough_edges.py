@@ -252,3 +252,18 @@ def test_state_edited_without_a_whole_state(tmp_path: Path) -> None:
     message = str(info.value)
     assert "was edited after saving" in message and "no other saved state is whole" in message
     assert "Put the file back" in message and "--override" in message
+
+
+@pytest.mark.parametrize("payload", [b"garbage, not a model", b"PK\x03\x04zipped"])
+def test_garbage_dfl_file_is_not_called_cut_short(tmp_path: Path, payload: bytes) -> None:
+    from dfl.interop.deepfacelab.reader import DflModelError, read_pickle_file
+
+    path = tmp_path / "me_SAEHD_data.dat"
+    path.write_bytes(payload)
+    with pytest.raises(DflModelError) as info:
+        read_pickle_file(path)
+    assert "is not a DFL model file" in str(info.value)
+    assert "cut short" not in str(info.value)
+    path.write_bytes(pickle.dumps({"iter": 5}, 4)[:-9])  # a real one, truncated
+    with pytest.raises(DflModelError, match="cut short"):
+        read_pickle_file(path)

@@ -14,6 +14,7 @@ import numpy as np
 from dfl.data.jpeg_metadata import MetadataError, MetadataRefusedError, unpickle_restricted
 
 PICKLE_STOP = b"."  # every whole pickle stream ends with the STOP opcode
+PICKLE_PROTO = b"\x80"  # the PROTO opcode: first byte of every pickle of protocol 2 or newer
 ITERATION_KEY = "iter"
 OPTIONS_KEY = "options"
 LOSS_HISTORY_KEY = "loss_history"
@@ -55,6 +56,12 @@ def read_pickle_file(path: str | os.PathLike[str]) -> Any:
     except MetadataRefusedError as exc:
         raise DflFileRefusedError(path, exc.requested) from None
     except MetadataError as exc:
+        if not payload.startswith(PICKLE_PROTO):
+            raise DflModelError(
+                f"{path} is not a DFL model file: it does not start like one (DFL writes "
+                "pickles, which start with byte 0x80); was another file saved under this name?",
+                path,
+            ) from None
         if not payload.endswith(PICKLE_STOP):
             raise DflModelError(
                 f"{path} is cut short ({len(payload)} bytes; truncated copy or download?)", path
