@@ -142,9 +142,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_list_parser(sub)
     _add_import_parser(sub)
     _add_export_parser(sub)
-    from dfl.ui import bench_command
+    from dfl.ui import bench_command, merge_command
 
     bench_command.add_parser(sub)
+    merge_command.add_parser(sub)
     from dfl.ui import video_command
 
     video_command.add_parsers(sub)
