@@ -6,91 +6,24 @@ from __future__ import annotations
 from fractions import Fraction
 from pathlib import Path
 
-import av
 import cv2
 import numpy as np
 import pytest
 
 from dfl.video import VideoError, extract_frames, frames_to_video, resolve_video_path
 from dfl.video.extract import upright
-
-W, H = 64, 48
-FRAMES = 10
-FPS = 10
-STEP = 20  # brightness step between frames, so the order can be read back
-AUDIO_RATE = 44_100
-
-
-def _frame(i: int, size: tuple[int, int] = (W, H)) -> np.ndarray:
-    """Frame i: brightness STEP * i plus a small fixed pattern (BGR uint8)."""
-    w, h = size
-    img = np.full((h, w, 3), min(255, STEP * i + 10), np.uint8)
-    img[4:12, 4:20] = (255, 0, 0)
-    return img
-
-
-def _brightness(path: Path) -> float:
-    return float(cv2.imread(str(path))[H // 2 :, W // 2 :].mean())
-
-
-def make_video(
-    path: Path, frames: int = FRAMES, fps: int | Fraction = FPS, audio_s: float | None = None
-) -> Path:
-    """An H.264 video of `frames` frames; with `audio_s` seconds of a stereo tone (AAC)."""
-    with av.open(str(path), "w") as out:
-        vs = out.add_stream("libx264", rate=fps, options={"qp": "0", "preset": "ultrafast"})
-        vs.width, vs.height, vs.pix_fmt = W, H, "yuv444p"
-        aus = None
-        if audio_s is not None:
-            aus = out.add_stream("aac", rate=AUDIO_RATE, layout="stereo")
-        for i in range(frames):
-            frame = av.VideoFrame.from_ndarray(_frame(i), format="bgr24")
-            frame.pts = i
-            for packet in vs.encode(frame):
-                out.mux(packet)
-        for packet in vs.encode(None):
-            out.mux(packet)
-        if aus is not None:
-            t = np.arange(int(AUDIO_RATE * audio_s)) / AUDIO_RATE
-            tone = (0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
-            for k in range(0, len(t), 1024):
-                chunk = np.ascontiguousarray(np.stack([tone[k : k + 1024]] * 2))
-                af = av.AudioFrame.from_ndarray(chunk, format="fltp", layout="stereo")
-                af.sample_rate, af.pts = AUDIO_RATE, k
-                for packet in aus.encode(af):
-                    out.mux(packet)
-            for packet in aus.encode(None):
-                out.mux(packet)
-    return path
-
-
-def write_frames(folder: Path, count: int, size=(W, H), ext="png", names=None) -> list[Path]:
-    folder.mkdir(parents=True, exist_ok=True)
-    names = names or [f"{i + 1:05d}.{ext}" for i in range(count)]
-    paths = []
-    for i, name in enumerate(names):
-        cv2.imwrite(str(folder / name), _frame(i, size))
-        paths.append(folder / name)
-    return paths
-
-
-def probe(path: Path) -> dict:
-    """Frame count, rate, codec, size and sound (seconds) of a written video."""
-    with av.open(str(path)) as c:
-        v = c.streams.video[0]
-        info = {
-            "rate": Fraction(v.base_rate),
-            "codec": v.codec_context.name,
-            "size": (v.codec_context.width, v.codec_context.height),
-            "frames": [f.to_ndarray(format="bgr24") for f in c.decode(v)],
-        }
-    with av.open(str(path)) as c:
-        info["audio_s"] = None
-        if c.streams.audio:
-            a = c.streams.audio[0]
-            info["audio_rate"] = a.rate
-            info["audio_s"] = sum(f.samples for f in c.decode(a)) / a.rate
-    return info
+from tests.video_helpers import (
+    FPS,
+    FRAMES,
+    STEP,
+    H,
+    W,
+    brightness,
+    frame_image,
+    make_video,
+    probe,
+    write_frames,
+)
 
 
 @pytest.fixture(scope="module")
@@ -116,19 +49,19 @@ def test_extract_every_frame(videos: dict[str, Path], tmp_path: Path, kind: str)
     assert result.frames == FRAMES and result.removed == 0
     assert result.fps == (FPS if kind == "silent" else Fraction(30000, 1001))
     assert [d for d, _ in progress] == list(range(1, FRAMES + 1))
-    levels = [_brightness(tmp_path / "out" / n) for n in names]
+    levels = [brightness(tmp_path / "out" / n) for n in names]
     np.testing.assert_allclose(levels, [STEP * i + 10 for i in range(FRAMES)], atol=2)
 
 
 def test_extract_at_another_fps(videos: dict[str, Path], tmp_path: Path) -> None:
     half = extract_frames(videos["silent"], tmp_path / "half", fps=FPS // 2)
     assert half.frames == FRAMES // 2 and half.fps == FPS // 2
-    levels = [_brightness(tmp_path / "half" / f"{i:05d}.png") for i in range(1, 6)]
+    levels = [brightness(tmp_path / "half" / f"{i:05d}.png") for i in range(1, 6)]
     np.testing.assert_allclose(levels, [STEP * i + 10 for i in range(0, FRAMES, 2)], atol=2)
     double = extract_frames(videos["silent"], tmp_path / "double", fps=2 * FPS, ext="jpg")
     assert double.frames == 2 * FRAMES
     assert sorted(p.name for p in (tmp_path / "double").iterdir())[-1] == "00020.jpg"
-    levels = [_brightness(tmp_path / "double" / f"{i:05d}.jpg") for i in range(1, 21)]
+    levels = [brightness(tmp_path / "double" / f"{i:05d}.jpg") for i in range(1, 21)]
     np.testing.assert_allclose(levels, [STEP * (i // 2) + 10 for i in range(20)], atol=3)
 
 
@@ -233,7 +166,7 @@ def test_natural_order_and_one_format(tmp_path: Path) -> None:
     frames_to_video(folder, tmp_path / "o.mp4", fps=5, lossless=True)
     levels = [f[H // 2 :, W // 2 :].mean() for f in probe(tmp_path / "o.mp4")["frames"]]
     np.testing.assert_allclose(levels, [10, 10 + STEP, 10 + 2 * STEP])
-    cv2.imwrite(str(folder / "3.jpg"), _frame(0))
+    cv2.imwrite(str(folder / "3.jpg"), frame_image(0))
     with pytest.raises(VideoError, match=r"mixes \.jpg and \.png"):
         frames_to_video(folder, tmp_path / "o2.mp4", fps=5)
     assert frames_to_video(folder, tmp_path / "o2.mp4", fps=5, ext="png").frames == 3
@@ -241,7 +174,7 @@ def test_natural_order_and_one_format(tmp_path: Path) -> None:
 
 def test_frames_of_different_sizes_are_refused(tmp_path: Path) -> None:
     write_frames(tmp_path / "seq", 3)
-    cv2.imwrite(str(tmp_path / "seq" / "00004.png"), _frame(3, (W + 2, H)))
+    cv2.imwrite(str(tmp_path / "seq" / "00004.png"), frame_image(3, (W + 2, H)))
     output = tmp_path / "result.mp4"
     output.write_bytes(b"an older result")
     with pytest.raises(VideoError, match=r"00004.png is 66x48 but the frames before it are 64x48"):
