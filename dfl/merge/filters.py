@@ -95,7 +95,8 @@ def bicubic_degrade(frame: np.ndarray, power: int) -> np.ndarray:
         return frame
     h, w = frame.shape[:2]
     p = 1.0 - power / BICUBIC_DIVISOR
-    small = cv2.resize(frame, (max(1, int(w * p)), max(1, int(h * p))), cv2.INTER_CUBIC)
+    size = (max(1, int(w * p)), max(1, int(h * p)))
+    small = cv2.resize(frame, size, interpolation=cv2.INTER_CUBIC)
     return cv2.resize(small, (w, h), interpolation=cv2.INTER_CUBIC)
 
 

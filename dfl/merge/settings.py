@@ -129,7 +129,7 @@ def _choice(name: str, raw: object, choices: tuple[str, ...], offset: int) -> st
     """A choice by name or by DFL's number (index + offset; number 0 is None when offset is 1)."""
     if isinstance(raw, bool):
         raise OptionError(f"{name}: expected a name or a number, got {raw!r}")
-    if raw is None or (isinstance(raw, str) and raw.strip().lower() in ("", NONE)):
+    if raw is None or str(raw).strip().lower() in ("", NONE, "0" if offset == 1 else NONE):
         if offset == 1:
             return None
         raise OptionError(f"{name}: a value is required")
