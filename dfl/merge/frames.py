@@ -3,7 +3,7 @@
 Each aligned face's DFL metadata names its frame (`source_filename`) and gives its 68 landmarks
 in that frame's pixels (`source_landmarks`); faces are keyed by the frame's file stem. A frame
 without faces is still a frame (written unchanged); several faces in one frame are all merged.
-Differences from DFL (docs/merge.md): frames are sorted naturally (`frame2` before `frame10`),
+Differences from DFL (docs/merge-run.md): frames are sorted naturally (`frame2` before `frame10`),
 unusable aligned files and faces without a frame are reported instead of skipped silently, and
 motion vectors are tracked per face, so frames with several faces keep their motion blur.
 """

@@ -5,7 +5,7 @@ the GIL); the main thread runs the chunk's faces through the network in batches 
 worker threads then merge each frame and write its two PNGs, while the main thread already
 prepares the next chunk. Outputs keep the frame's name with `.png` (DFL's InteractiveMerger
 naming) and are written atomically, so a frame's file is either whole or absent. A progress
-record (dfl.merge.resume) lets an interrupted merge continue where it stopped.
+record (dfl.merge.resume) lets an interrupted merge continue where it stopped (docs/merge-run.md).
 """
 
 from __future__ import annotations
