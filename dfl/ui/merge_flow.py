@@ -265,7 +265,7 @@ class ProgressDisplay:
             self._bar(p)
             return
         now = time.monotonic()
-        if p.done == p.total or now - self.last_line >= PLAIN_PROGRESS_EVERY_S:
+        if p.done == p.total or (p.merged_now and now - self.last_line >= PLAIN_PROGRESS_EVERY_S):
             self.last_line = now
             print(f"Merging: {p.done}/{p.total} frames, {p.frames_per_s:.2f} frames/s", flush=True)
 
