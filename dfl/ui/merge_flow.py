@@ -186,7 +186,7 @@ class MergeFlow:
         text.info(f"Loading {self.name}_{self.model_type} model...")
         predictor = load_predictor(self.folder, morph_factor=self.morph)
         text.info(
-            f"Model: {predictor.info.name}_{predictor.info.model_type}, iteration "
+            f"Model: {self.name}_{self.model_type}, iteration "
             f"{predictor.info.iteration}, {predictor.model_face.resolution} px "
             f"{predictor.model_face.face_type}."
         )
