@@ -29,8 +29,8 @@ NOISE_FLOOR = 1.0 / 255.0  # mask values below this count as 0
 SIZE_GATE_LEVEL = 0.1  # the size gate and the seamless mask use pixels above this mask value
 SIZE_GATE_MIN_PX = 4  # a face whose mask spans fewer frame pixels (max - min) is skipped
 MAX_BAND_FRACTION = 0.375  # the blur's zero band stops at 3/8 of the mask side (DFL: no limit)
-ROI_MARGIN_CROP_PX = 4  # bicubic reach around the pasted square, in model-resolution pixels
-ROI_MARGIN_FRAME_PX = 2  # plus this many frame pixels
+BICUBIC_REACH_PX = 3  # a bicubic warp reaches 2 source pixels past the last non-zero one (+1)
+ROI_MARGIN_FRAME_PX = 2  # frame pixels added around each work rectangle
 COLOR_TRANSFER_SEED = 0  # idt, sot-m and mix-m draw from a generator seeded with this per face
 UNSUPPORTED_FACE_TYPES = (FULL_FACE_NO_ALIGN, HEAD_NO_ALIGN)
 
@@ -177,10 +177,13 @@ def _erode_blur(mask: np.ndarray, r: int, erode: int, blur: int) -> np.ndarray:
 Roi = tuple[int, int, int, int]  # y0, y1, x0, x1 in frame pixels
 
 
-def _paste_roi(mat: np.ndarray, size: int, shape: tuple[int, int]) -> Roi:
-    """The frame rectangle a bicubic inverse warp of a `size` square by `mat` can reach."""
-    m = ROI_MARGIN_CROP_PX
-    corners = np.array([(-m, -m), (size + m, -m), (size + m, size + m), (-m, size + m)], float)
+def _frame_box(
+    mat: np.ndarray, box: tuple[float, float, float, float], shape: tuple[int, int]
+) -> Roi:
+    """The frame rectangle (clamped to the frame) covering the crop-space box
+    (x0, y0, x1, y1) of the crop `mat` maps the frame to, plus a frame pixel margin."""
+    bx0, by0, bx1, by1 = box
+    corners = np.array([(bx0, by0), (bx1, by0), (bx1, by1), (bx0, by1)], float)
     inv = cv2.invertAffineTransform(mat)
     pts = corners @ inv[:, :2].T + inv[:, 2]
     x0 = int(np.floor(pts[:, 0].min())) - ROI_MARGIN_FRAME_PX
@@ -189,6 +192,23 @@ def _paste_roi(mat: np.ndarray, size: int, shape: tuple[int, int]) -> Roi:
     y1 = int(np.ceil(pts[:, 1].max())) + ROI_MARGIN_FRAME_PX + 1
     h, w = shape
     return max(0, y0), min(h, max(0, y1)), max(0, x0), min(w, max(0, x1))
+
+
+def _paste_roi(mat: np.ndarray, size: int, shape: tuple[int, int]) -> Roi:
+    """The frame rectangle a bicubic inverse warp of a whole `size` square can reach."""
+    m = BICUBIC_REACH_PX
+    return _frame_box(mat, (-m, -m, size + m, size + m), shape)
+
+
+def _mask_roi(mask: np.ndarray, mat: np.ndarray, shape: tuple[int, int]) -> Roi:
+    """The frame rectangle an inverse warp of `mask` can make non-zero (empty for a zero mask)."""
+    rows = np.flatnonzero(mask.any(axis=1))
+    if rows.size == 0:
+        return (0, 0, 0, 0)
+    cols = np.flatnonzero(mask.any(axis=0))
+    m = BICUBIC_REACH_PX
+    box = (cols[0] - m, rows[0] - m, cols[-1] + m, rows[-1] + m)
+    return _frame_box(mat, box, shape)
 
 
 def _shifted(mat: np.ndarray, roi: Roi) -> np.ndarray:
@@ -203,11 +223,6 @@ def _paste(image: np.ndarray, mat: np.ndarray, roi: Roi) -> np.ndarray:
     y0, y1, x0, x1 = roi
     flags = cv2.INTER_CUBIC | cv2.WARP_INVERSE_MAP
     return cv2.warpAffine(image, _shifted(mat, roi), (x1 - x0, y1 - y0), flags=flags)
-
-
-def _cut(image_roi: np.ndarray, mat: np.ndarray, roi: Roi, size: int) -> np.ndarray:
-    """Warp the ROI of the frame into a `size` crop (bicubic)."""
-    return cv2.warpAffine(image_roi, _shifted(mat, roi), (size, size), flags=cv2.INTER_CUBIC)
 
 
 def _size_gate(mask: np.ndarray) -> bool:
@@ -347,7 +362,9 @@ def _blend_face(
     kernel = (filters.motion_kernel_size(power, s.motion_blur_power), angle)
     base = _degraded_frame(frame, s)
     if _needs_face_pass(s, kernel[0]):
-        g = _cut(merged, paste.out_mat, paste.roi, r)
+        whole = frame.copy()  # the crop reaches past the mask's rectangle
+        whole[sy, sx] = merged
+        g = cv2.warpAffine(whole, paste.out_mat, (r, r), flags=cv2.INTER_CUBIC)
         g = _face_filters(g, crop, area, s, kernel, rng)
         merged = _paste(g, paste.out_mat, paste.roi)
     if _needs_face_pass(s, kernel[0]) or base is not frame:
@@ -362,10 +379,14 @@ def _blend_face(
 
 def _raw_rgb(frame: np.ndarray, face: np.ndarray, paste: _Paste) -> np.ndarray:
     """raw-rgb: the predicted square pasted as is, its edge softened by the bicubic warp."""
-    sy, sx = paste.slices
+    roi = _paste_roi(paste.out_mat, face.shape[0], frame.shape[:2])
+    y0, y1, x0, x1 = roi
+    sy, sx = slice(y0, y1), slice(x0, x1)
     frame_roi = frame[sy, sx]
-    pasted = _paste(face, paste.out_mat, paste.roi)
-    cover = _paste(np.ones_like(face), paste.out_mat, paste.roi)
+    if frame_roi.size == 0:
+        return frame.copy()
+    pasted = _paste(face, paste.out_mat, roi)
+    cover = _paste(np.ones_like(face), paste.out_mat, roi)
     out = frame.copy()
     out[sy, sx] = np.clip(frame_roi * (1.0 - cover) + pasted * cover, 0.0, 1.0)
     return out
@@ -387,7 +408,7 @@ def _prepare_paste(
     w = cv2.resize(w, (q, q), interpolation=cv2.INTER_CUBIC)
     if not settings.is_raw:
         w = _erode_blur(w, r, settings.erode_mask_modifier, settings.blur_mask_modifier)
-    roi = _paste_roi(out_mat, r, crop.frame_shape)
+    roi = _mask_roi(w, mask_mat, crop.frame_shape)
     y0, y1, x0, x1 = roi
     if y1 > y0 and x1 > x0:
         frame_mask = np.clip(_paste(w, mask_mat, roi), 0.0, 1.0)
@@ -428,10 +449,10 @@ def merge_face(
     full_mask = np.zeros((*frame.shape[:2], 1), np.float32)
     sy, sx = paste.slices
     full_mask[sy, sx] = paste.frame_mask
-    if settings.mode == "original" or paste.frame_mask.size == 0:
-        return frame.copy(), full_mask
     if settings.mode == "raw-rgb":
         return _raw_rgb(frame, face, paste), full_mask
+    if settings.mode == "original" or paste.frame_mask.size == 0:
+        return frame.copy(), full_mask
     if rng is None:
         rng = np.random.default_rng(COLOR_TRANSFER_SEED)
     image = _blend_face(frame, crop, face, paste, settings, motion, rng, notes)
