@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import math
+import os
+from collections import deque
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -18,7 +21,9 @@ OUTPUT_EXTS = ("png", "jpg")
 # DFL asks FFmpeg for `-q:v 2` (its best JPEG setting); OpenCV's scale has no exact match,
 # 95 is about as close as it gets.
 JPEG_QUALITY = 95
-PNG_COMPRESSION = 3  # zlib level: 0 (none) .. 9 (smallest, slowest)
+PNG_COMPRESSION = 1  # zlib level: 0 (none) .. 9 (smallest, slowest); 1 is OpenCV's default
+MAX_ENCODE_THREADS = 8
+IN_FLIGHT_PER_THREAD = 2  # frames waiting for their encoder, per thread (bounds the memory)
 FRAME_NAME_DIGITS = 5  # 00001.png, as FFmpeg's `%5d` pattern writes them
 QUARTER_TURN_DEG = 90
 
@@ -46,14 +51,14 @@ def upright(image: np.ndarray, rotation_deg: int) -> np.ndarray:
     return np.ascontiguousarray(np.rot90(image, quarter_turns)) if quarter_turns else image
 
 
-def _encode_image(image: np.ndarray, ext: str, path: Path) -> bytes:
+def _encode_image(image: np.ndarray, ext: str) -> bytes:
     if ext == "jpg":
         params = [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY]
     else:
         params = [cv2.IMWRITE_PNG_COMPRESSION, PNG_COMPRESSION]
     ok, data = cv2.imencode(f".{ext}", image, params)
     if not ok:
-        raise VideoError(f"cannot encode frame {path.name}")
+        raise VideoError(f"cannot encode a frame as .{ext}")
     return data.tobytes()
 
 
@@ -134,6 +139,38 @@ def _slots(
             yield held, end - next_slot
 
 
+def _write_all(
+    pairs: Iterator[tuple[np.ndarray, int]],
+    ext: str,
+    output_dir: Path,
+    total: int | None,
+    progress: ProgressFn | None,
+) -> int:
+    """Encode the images on a few threads (OpenCV releases the GIL) while the next frames
+    decode; write them in order. Returns the number of files written."""
+    workers = max(1, min(MAX_ENCODE_THREADS, os.cpu_count() or 1))
+    pending: deque[tuple[Future[bytes], int]] = deque()
+    written = 0
+
+    def flush(keep: int) -> None:
+        nonlocal written
+        while len(pending) > keep:
+            future, repeat = pending.popleft()
+            data = future.result()
+            for _ in range(repeat):
+                written += 1
+                _write(output_dir / frame_name(written, ext), data)
+                if progress is not None:
+                    progress(written, total)
+
+    with ThreadPoolExecutor(workers) as pool:
+        for image, repeat in pairs:
+            pending.append((pool.submit(_encode_image, image, ext), repeat))
+            flush(keep=IN_FLIGHT_PER_THREAD * workers)
+        flush(keep=0)
+    return written
+
+
 def extract_frames(
     video: Path | str,
     output_dir: Path | str,
@@ -168,17 +205,10 @@ def extract_frames(
         removed = _prepare_output(output_dir, ext)
         frames = _timed_frames(container, stream)
         pairs = _slots(frames, out_fps, 1 / rate) if out_fps else ((im, 1) for _, im in frames)
-        written = 0
         try:
-            for image, repeat in pairs:
-                data = _encode_image(image, ext, output_dir / frame_name(written + 1, ext))
-                for _ in range(repeat):
-                    written += 1
-                    _write(output_dir / frame_name(written, ext), data)
-                    if progress is not None:
-                        progress(written, total)
+            written = _write_all(pairs, ext, output_dir, total, progress)
         except av.error.FFmpegError as e:
-            raise VideoError(f"{path} is damaged after frame {written}: {e}") from e
+            raise VideoError(f"{path} is damaged: {e}") from e
     if written == 0:
         raise VideoError(f"{path} holds no readable video frame")
     return ExtractResult(path, output_dir, written, out_fps or rate, removed)
