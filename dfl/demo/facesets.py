@@ -14,8 +14,9 @@ import numpy as np
 
 from dfl.data.faceset import FacesetError
 from dfl.data.jpeg_metadata import write_dfl_jpeg
-from dfl.demo.face_drawing import PERSON_DST, PERSON_SRC, PERSONS, Person, render_face
+from dfl.demo.face_drawing import render_face
 from dfl.demo.frames import cut_face, render_frame, render_scene
+from dfl.demo.people import PERSON_DST, PERSON_SRC, PERSONS, Person
 
 __all__ = [
     "PERSONS",

@@ -14,7 +14,6 @@ from dfl.data import landmarks as L
 from dfl.demo.face_drawing import (
     FACE_TYPE,
     NOISE_SIGMA,
-    Person,
     apply_expression,
     draw_person,
     face_metadata,
@@ -22,6 +21,7 @@ from dfl.demo.face_drawing import (
     projection,
     rotation,
 )
+from dfl.demo.people import Person
 
 FRAME_SIZE = (320, 240)  # (width, height) of a demo frame, pixels
 DEMO_FPS = 25  # frame rate of the demo video
