@@ -436,3 +436,43 @@ def test_bad_inputs(crop: M.FaceCrop) -> None:
         M.merge_face(FRAME, crop, bad, MergeSettings())
     with pytest.raises(M.MergeError, match="cut from"):
         M.merge_face(FRAME[:40], crop, PRED, MergeSettings())
+
+
+def _ref_second_pass(crop: M.FaceCrop, s: MergeSettings, face_filter) -> np.ndarray:
+    """overlay, then the face cut out with the paste matrix, filtered and pasted back."""
+    ref_mask, _, mat = _ref_masks(s)
+    blended = FRAME * (1 - ref_mask) + np.clip(_ref_paste(PRED.face, mat), 0, 1) * ref_mask
+    g = face_filter(cv2.warpAffine(blended, mat, (R, R), flags=cv2.INTER_CUBIC), mat)
+    return np.clip(FRAME * (1 - ref_mask) + _ref_paste(g, mat) * ref_mask, 0, 1)
+
+
+def test_second_pass_uses_the_paste_matrix(crop: M.FaceCrop) -> None:
+    s = MergeSettings(
+        mode="overlay",
+        mask_mode="full",
+        output_face_scale=20,
+        sharpen_mode="box",
+        blur_sharpen_amount=2,
+        **PLAIN,
+    )
+    identity = np.zeros((3, 3), np.float32)
+    identity[1, 1] = 1
+    kernel = identity + (identity - np.full((3, 3), 1 / 9, np.float32)) * 2
+    ref = _ref_second_pass(crop, s, lambda g, _: cv2.filter2D(g, -1, kernel))
+    _close(M.merge_face(FRAME, crop, PRED, s)[0], ref)
+
+
+def test_motion_is_measured_in_the_crop(crop: M.FaceCrop) -> None:
+    from dfl.merge.filters import motion_blur
+
+    s = MergeSettings(mode="overlay", mask_mode="full", motion_blur_power=100, **PLAIN)
+    length, angle = 6.0, 30.0
+
+    def blur(g: np.ndarray, mat: np.ndarray) -> np.ndarray:
+        a = np.deg2rad(angle)
+        v = mat[:, :2] @ np.array([np.cos(a), -np.sin(a)]) * length
+        k = int(np.clip(int(np.hypot(*v)) + 1, 2, 50))
+        return motion_blur(g, k, -np.degrees(np.arctan2(v[1], v[0])))
+
+    ref = _ref_second_pass(crop, s, blur)
+    _close(M.merge_face(FRAME, crop, PRED, s, (length, angle))[0], ref)
