@@ -267,3 +267,53 @@ def test_garbage_dfl_file_is_not_called_cut_short(tmp_path: Path, payload: bytes
     path.write_bytes(pickle.dumps({"iter": 5}, 4)[:-9])  # a real one, truncated
     with pytest.raises(DflModelError, match="cut short"):
         read_pickle_file(path)
+
+
+def _full_after(monkeypatch, nth: int) -> None:
+    """The nth durable write (a temp file) finds the disk full."""
+    from dfl.store import fsutil
+
+    real, count = fsutil._open_temp, {"n": 0}
+
+    def open_temp(path):
+        count["n"] += 1
+        if count["n"] == nth:
+            raise OSError(errno.ENOSPC, "No space left on device", str(path))
+        return real(path)
+
+    monkeypatch.setattr(fsutil, "_open_temp", open_temp)
+
+
+@pytest.mark.parametrize("nth", [1, 2, 3])  # weights, state.json, manifest
+def test_disk_full_on_first_save_says_nothing_was_saved(
+    tmp_path: Path, monkeypatch, nth: int
+) -> None:
+    from dfl.store.checkpoint_state import ModelState
+    from dfl.store.fsutil import DiskFullError
+    from dfl.store.model_store import ModelStore
+
+    store = ModelStore(tmp_path / "me_Quick96")
+    state = ModelState(model_type="Quick96", name="me", iteration=1)
+    weights = {"encoder": {"w": np.zeros(3, np.float32)}}
+    _full_after(monkeypatch, nth)
+    with pytest.raises(DiskFullError) as info:
+        store.save(state, weights, summary_text="", loss_rows=0)
+    assert "nothing was saved yet" in str(info.value)
+    assert "previous save is intact" not in str(info.value)
+    monkeypatch.undo()
+    store.save(state, weights, summary_text="", loss_rows=0)
+    _full_after(monkeypatch, 1)
+    with pytest.raises(DiskFullError, match="the previous save is intact"):
+        later = ModelState(model_type="Quick96", name="me", iteration=2)
+        store.save(later, weights, summary_text="", loss_rows=0)
+
+
+def test_disk_full_on_first_loss_history_save(tmp_path: Path, monkeypatch) -> None:
+    from dfl.store.fsutil import DiskFullError
+    from dfl.store.losshistory import LossHistory
+
+    history = LossHistory.open(tmp_path / "loss_history.bin", 2)
+    history.append(np.ones((3, 2), np.float32))
+    _full_after(monkeypatch, 1)
+    with pytest.raises(DiskFullError, match="nothing was saved yet"):
+        history.flush()

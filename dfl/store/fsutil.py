@@ -48,6 +48,11 @@ class DiskFullError(OSError):
         return self.message
 
 
+def disk_full_first_save(path: Path | str) -> str:
+    """DiskFullError's message when nothing was saved before (there is no previous save)."""
+    return f"disk full while saving {path}: free some space; nothing was saved yet"
+
+
 def is_disk_full(error: BaseException) -> bool:
     return isinstance(error, OSError) and error.errno in _DISK_FULL_ERRNOS
 

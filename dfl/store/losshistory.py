@@ -12,6 +12,7 @@ import numpy as np
 
 from dfl.store.fsutil import (
     DiskFullError,
+    disk_full_first_save,
     fsync_dir,
     fsync_fd,
     is_disk_full,
@@ -131,7 +132,12 @@ class LossHistory:
             self._move_aside()
         if not self.path.exists():
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            write_bytes_durable(self.path, HEADER.pack(MAGIC, FORMAT_VERSION, self.k))
+            try:
+                write_bytes_durable(self.path, HEADER.pack(MAGIC, FORMAT_VERSION, self.k))
+            except DiskFullError as e:
+                if self._durable_rows == 0:  # nothing to fall back on: say so
+                    raise DiskFullError(self.path, disk_full_first_save(self.path)) from e
+                raise
         pending = (
             np.concatenate(self._pending).astype(ROW_DTYPE, copy=False)
             if self._pending
@@ -148,6 +154,8 @@ class LossHistory:
                 fsync_fd(f.fileno())
         except OSError as e:
             if is_disk_full(e):
+                if self._durable_rows == 0:  # no row was ever saved: a new model
+                    raise DiskFullError(self.path, disk_full_first_save(self.path)) from e
                 raise DiskFullError(
                     self.path,
                     f"disk full while saving {self.path}: free some space; "

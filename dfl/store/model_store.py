@@ -36,6 +36,7 @@ from dfl.store.fsutil import (
     TRASH_PREFIX,
     DiskFullError,
     check_arrays,
+    disk_full_first_save,
     fsync_dir,
     is_disk_full,
     is_temp_name,
@@ -344,9 +345,12 @@ class ModelStore:
             step(MANIFEST_FILE)
             write_bytes_durable(self.folder / CURRENT_FILE, (name + "\n").encode("ascii"))
         except Exception as e:
-            if self._read_pointer() != name:
+            previous = self._read_pointer()
+            if previous != name:
                 with contextlib.suppress(OSError):
                     remove_tree(folder)
+            if is_disk_full(e) and previous is None:  # the model's first save
+                raise DiskFullError(folder, disk_full_first_save(folder)) from e
             if is_disk_full(e) and not isinstance(e, DiskFullError):
                 raise DiskFullError(folder) from e
             raise
