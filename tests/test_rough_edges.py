@@ -317,3 +317,18 @@ def test_disk_full_on_first_loss_history_save(tmp_path: Path, monkeypatch) -> No
     _full_after(monkeypatch, 1)
     with pytest.raises(DiskFullError, match="nothing was saved yet"):
         history.flush()
+
+
+def test_bad_opt_is_refused_before_any_question(tmp_path: Path, monkeypatch, capsys) -> None:
+    from dfl.cli import EXIT_USAGE, main
+
+    def no_prompt(*args, **kwargs):
+        raise AssertionError("a question was asked")
+
+    monkeypatch.setattr(builtins, "input", no_prompt)
+    monkeypatch.setenv("KERAS_BACKEND", "tensorflow")
+    ws = tmp_path / "ws"
+    assert main(["train", "--workspace", str(ws), "--opt", "target_iter"]) == EXIT_USAGE
+    captured = capsys.readouterr()
+    assert "expected name=value, got 'target_iter'" in captured.err
+    assert captured.out == "" and not ws.exists()

@@ -178,6 +178,9 @@ def _write_skipped_log(path: Path, report: str) -> None:
 
 def train(args: argparse.Namespace) -> int:
     """Run `dfl train`; returns the exit code."""
+    from dfl.options import parse_assignments
+
+    parse_assignments(args.opt)  # a malformed --opt is refused before any folder or question
     from dfl import backend
     from dfl.models.registry import check_available
     from dfl.store.model_store import ModelStore
