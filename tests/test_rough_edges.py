@@ -332,3 +332,29 @@ def test_bad_opt_is_refused_before_any_question(tmp_path: Path, monkeypatch, cap
     captured = capsys.readouterr()
     assert "expected name=value, got 'target_iter'" in captured.err
     assert captured.out == "" and not ws.exists()
+
+
+def test_tiny_faces_are_skipped_with_a_warning() -> None:
+    from dfl.data import landmarks as L
+    from dfl.data.augment import AugmentConfig
+    from dfl.data.batcher import BatchProducer
+    from dfl.data.faceset import FaceSample, FacesetError, min_face_side
+
+    def face(name: str, side: int) -> FaceSample:
+        return FaceSample(path=Path(name), shape=(side, side), face_type=None, landmarks=None)
+
+    image = np.zeros((64, 64, 3), np.uint8)
+    cfg = AugmentConfig(64, L.FULL_FACE)
+    assert min_face_side(64) == 32 and min_face_side(256) == 64
+    src = [face("ok.png", 64), face("dot.png", 1), face("small.png", 31)]
+    dst = [face("d.png", 32)]
+    with BatchProducer(src, dst, cfg, cfg, 1, 0, workers=0, reader=lambda s: image) as producer:
+        assert [s.path.name for s in producer.src_samples] == ["ok.png"]
+        assert len(producer.dst_samples) == 1
+        assert producer.notes == [
+            "src: 2 faces are smaller than 32 px on a side and skipped (dot.png, small.png); "
+            "a 64 px model needs faces at least that big"
+        ]
+        producer.get()
+    with pytest.raises(FacesetError, match="every dst face is smaller than 32 px"):
+        BatchProducer(src, [face("x.png", 1)], cfg, cfg, 1, 0, workers=0)

@@ -13,7 +13,15 @@ from typing import NamedTuple
 import numpy as np
 
 from dfl.data.augment import AugmentConfig, base_masks, process_sample
-from dfl.data.faceset import FaceSample, check_face_type, read_image
+from dfl.data.faceset import (
+    FaceSample,
+    FacesetError,
+    check_face_type,
+    min_face_side,
+    read_image,
+    split_tiny,
+    tiny_note,
+)
 from dfl.data.imagecache import ImageCache
 from dfl.data.landmarks import estimate_yaw
 
@@ -221,8 +229,9 @@ class BatchProducer:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
         if workers < 0 or queue_size < 1:
             raise ValueError(f"need workers >= 0 and queue_size >= 1, got {workers}, {queue_size}")
-        self.src_samples = list(src_samples)
-        self.dst_samples = list(dst_samples)
+        self.notes: list[str] = []
+        self.src_samples = self._usable(src_samples, src_cfg.resolution, "src")
+        self.dst_samples = self._usable(dst_samples, dst_cfg.resolution, "dst")
         check_face_type(self.src_samples, src_cfg.face_type, "src")
         check_face_type(self.dst_samples, dst_cfg.face_type, "dst")
         self.src_cfg = src_cfg
@@ -230,7 +239,6 @@ class BatchProducer:
         self.batch_size = batch_size
         self.seed = int(np.random.SeedSequence(seed).entropy) if seed is None else int(seed)
         self.cache = ImageCache(image_cache_bytes)
-        self.notes: list[str] = []
         self._reader = reader
         self._src_order = self._sampler(self.src_samples, src_cfg, _SRC_ORDER_KEY, "src")
         self._dst_order = self._sampler(self.dst_samples, dst_cfg, _DST_ORDER_KEY, "dst")
@@ -255,6 +263,19 @@ class BatchProducer:
         ]
         for thread in self._threads:
             thread.start()
+
+    def _usable(self, samples: Sequence[FaceSample], resolution: int, side: str) -> list:
+        """The samples big enough to train on; the tiny ones are skipped with a note."""
+        kept, tiny = split_tiny(samples, resolution)
+        if tiny and not kept:
+            raise FacesetError(
+                f"every {side} face is smaller than {min_face_side(resolution)} px on a side "
+                f"(e.g. {tiny[0].path}): too small for a {resolution} px model. Use the "
+                "extractor's aligned faces, or a smaller model resolution."
+            )
+        if tiny:
+            self.notes.append(tiny_note(tiny, resolution, side))
+        return kept
 
     # ------------------------------------------------------------------ public
     def get(self, timeout: float | None = None) -> Batch:

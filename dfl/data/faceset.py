@@ -25,6 +25,10 @@ SNIFF_BYTES = 32
 # Skipped files listed by name in the "no faces" message.
 SKIPPED_EXAMPLES = 3
 DEFAULT_EYEBROWS_EXPAND_MOD = 1.0
+# Faces are trained only when both sides are at least MIN_FACE_PX and 1/MIN_FACE_FRACTION of the
+# model's resolution: smaller ones (a 1x1 "face") hold no face worth blowing up.
+MIN_FACE_PX = 32
+MIN_FACE_FRACTION = 4
 
 # Skip-reason categories: (singular, plural) wording for summaries.
 NOT_IMAGE = "not an image"
@@ -374,6 +378,35 @@ def _sample_from_pak_entry(path: Path, entry: PakEntry) -> FaceSample:
             shape = None
         shape = shape or _decode_shape(data)
     return replace(_sample_from_metadata(path, shape, meta), packed=entry.image)
+
+
+def min_face_side(resolution: int) -> int:
+    """The smallest stored face side (px) worth training a `resolution` model on."""
+    return max(MIN_FACE_PX, resolution // MIN_FACE_FRACTION)
+
+
+def split_tiny(
+    samples: Iterable[FaceSample], resolution: int
+) -> tuple[list[FaceSample], list[FaceSample]]:
+    """(kept, tiny): faces with a side below min_face_side(resolution) are tiny; blown up to
+    the model's size they are only blur, which DFL would train on without a word."""
+    least = min_face_side(resolution)
+    kept: list[FaceSample] = []
+    tiny: list[FaceSample] = []
+    for sample in samples:
+        (tiny if min(sample.shape) < least else kept).append(sample)
+    return kept, tiny
+
+
+def tiny_note(tiny: list[FaceSample], resolution: int, side: str) -> str:
+    """The warning for faces split_tiny set aside: how many, the first few names, the limit."""
+    names = ", ".join(sample.path.name for sample in tiny[:SKIPPED_EXAMPLES])
+    more = f" and {len(tiny) - SKIPPED_EXAMPLES} more" if len(tiny) > SKIPPED_EXAMPLES else ""
+    faces = "face is" if len(tiny) == 1 else "faces are"
+    return (
+        f"{side}: {len(tiny)} {faces} smaller than {min_face_side(resolution)} px on a side and "
+        f"skipped ({names}{more}); a {resolution} px model needs faces at least that big"
+    )
 
 
 def check_face_type(samples: Iterable[FaceSample], face_type: str, side: str = "") -> None:
