@@ -401,6 +401,9 @@ COMMON_OPTIONS: tuple[Option, ...] = (
         default=0,
         range=(0, None),
         group="training",
+        help="Training stops once the model reaches this iteration, after a save. 0: no "
+        "target, train until you stop it. Change it on resume with --override or "
+        "--opt target_iter=N.",
     ),
     Option(
         name="random_src_flip",

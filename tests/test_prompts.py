@@ -72,7 +72,8 @@ class Output(list):
         (COMMON["random_dst_flip"], True, "[y] Flip DST faces randomly ( y/n ?:help ) : "),
         (COMMON["random_src_flip"], False, "[n] Flip SRC faces randomly ( y/n ?:help ) : "),
         (FACE_TYPE, "f", "[f] Face type ( h/mf/f/wf/head ?:help ) : "),
-        (COMMON["target_iter"], 0, "[0] Target iteration : "),
+        (COMMON["target_iter"], 0, "[0] Target iteration ( ?:help ) : "),
+        (Option("t", "No help", int, 0), 0, "[0] No help : "),
         (COMMON["autobackup_hour"], 2, "[2] Autobackup every N hour ( 0..24 ?:help ) : "),
         (COMMON["batch_size"], 8, "[8] Batch_size ( ?:help ) : "),
         (Option("b", "Plain bool", bool, True), True, "[y] Plain bool ( y/n ) : "),
@@ -130,7 +131,7 @@ def test_help_then_answer():
 
 def test_help_without_text():
     out = Output()
-    assert ask_option(COMMON["target_iter"], 0, Script("?", "10"), out) == 10
+    assert ask_option(Option("t", "Plain", int, 0), 0, Script("?", "10"), out) == 10
     assert out[0] == "No help for this option."
 
 

@@ -358,3 +358,24 @@ def test_tiny_faces_are_skipped_with_a_warning() -> None:
         producer.get()
     with pytest.raises(FacesetError, match="every dst face is smaller than 32 px"):
         BatchProducer(src, [face("x.png", 1)], cfg, cfg, 1, 0, workers=0)
+
+
+def test_question_mark_at_the_model_menu_shows_help(tmp_path: Path) -> None:
+    from dfl.ui.menu import MENU_HELP, NEW_NAME_HELP, choose_model
+
+    answers = iter(["?", "mine"])
+    printed: list[str] = []
+    name = choose_model(tmp_path, "Quick96", lambda prompt: next(answers), printed.append)
+    assert name == "mine" and printed == [NEW_NAME_HELP]
+    assert "cannot contain" not in " ".join(printed)
+    (tmp_path / "old_Quick96" / "checkpoints").mkdir(parents=True)
+    answers = iter(["?", ""])
+    printed.clear()
+    assert choose_model(tmp_path, "Quick96", lambda prompt: next(answers), printed.append) == "old"
+    assert MENU_HELP in printed
+
+
+def test_every_common_option_has_help() -> None:
+    from dfl.options import COMMON_OPTIONS
+
+    assert [o.name for o in COMMON_OPTIONS if not (o.help or "").strip()] == []

@@ -8,6 +8,8 @@ from typing import Protocol
 
 from dfl.options import FALSE_WORDS, TRUE_WORDS
 from dfl.store.workspace import (
+    FORBIDDEN_CHARS,
+    MAX_NAME_LENGTH,
     ModelEntry,
     WorkspaceError,
     delete_model,
@@ -15,6 +17,7 @@ from dfl.store.workspace import (
     rename_model,
     validate_name,
 )
+from dfl.ui.prompts import HELP_REQUEST
 
 InputFn = Callable[[str], str]
 PrintFn = Callable[..., None]
@@ -31,6 +34,24 @@ RENAME_WHICH_PROMPT = "Enter the name of the model you want to rename : "
 RENAME_NEW_PROMPT = "Enter new name of the model : "
 DELETE_WHICH_PROMPT = "Enter the name of the model you want to delete : "
 DFL_MODEL_SUFFIX = " - DFL model (choose it to import)"
+HELP_KEY = HELP_REQUEST  # shows the menu's help, as `?` does at an option prompt
+_NAME_RULES = (
+    f"A name has at most {MAX_NAME_LENGTH} characters, is not all digits and has none of "
+    f"{' '.join(FORBIDDEN_CHARS)}."
+)
+NEW_NAME_HELP = (
+    f"Type a name for the new model, or press Enter for '{DEFAULT_NEW_NAME}'. {_NAME_RULES} "
+    "The model is kept in the models folder as <name>_<model type>."
+)
+MENU_HELP = (
+    f"Enter: the newest model (listed first). A number: the model with that index. "
+    f"{RENAME_KEY}: rename a model. {DELETE_KEY}: delete a model. Any other text: the saved "
+    f"model of that name, or a new model of that name. {_NAME_RULES}"
+)
+MENU_HELP_SAVED_ONLY = (
+    "Enter: the newest model (listed first). A number: the model with that index. A name: "
+    f"the saved model of that name. {RENAME_KEY}: rename a model. {DELETE_KEY}: delete a model."
+)
 DEVICE_HEADER = "Choose one or several GPU idxs (separated by comma)."
 DEVICE_PROMPT = "Which GPU indexes to choose? : "
 
@@ -96,6 +117,9 @@ def _ask_new_name(input_fn: InputFn, print_fn: PrintFn) -> str:
         if answer is None:
             print_fn(f"input closed: using the name {DEFAULT_NEW_NAME!r}")
             return DEFAULT_NEW_NAME
+        if answer == HELP_KEY:
+            print_fn(NEW_NAME_HELP)
+            continue
         name = answer or DEFAULT_NEW_NAME
         reason = validate_name(name)
         if reason is None:
@@ -222,6 +246,9 @@ def choose_model(
                 if models:
                     return models[0].name
                 answer = "0"  # only DFL models are listed: the first one is offered
+            if answer == HELP_KEY:
+                print_fn(MENU_HELP if allow_new else MENU_HELP_SAVED_ONLY)
+                continue
             if answer in (RENAME_KEY, DELETE_KEY):
                 flow = _rename if answer == RENAME_KEY else _delete
                 flow(model_dir, model_type, models, input_fn, print_fn)
