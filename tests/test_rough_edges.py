@@ -379,3 +379,24 @@ def test_every_common_option_has_help() -> None:
     from dfl.options import COMMON_OPTIONS
 
     assert [o.name for o in COMMON_OPTIONS if not (o.help or "").strip()] == []
+
+
+def test_progress_to_a_file_is_plain_lines(tmp_path: Path, capsys) -> None:
+    import io
+
+    from dfl.ui.progress import PLAIN_STEPS, Progress
+
+    out = io.StringIO()
+    with Progress("Loading src samples", "files", stream=out) as bar:
+        for done in range(1, 1001):
+            bar.update(done, 1000)
+    lines = out.getvalue().splitlines()
+    assert "\r" not in out.getvalue() and len(lines) == PLAIN_STEPS + 1  # 0%, 10%, ... 100%
+    assert lines[-1] == "Loading src samples: 1000/1000 files (100%)"
+    # dfl train's faceset loading, written to a pipe (capsys is not a terminal)
+    from dfl.ui.startup import _load_faceset
+
+    _refused_faceset(tmp_path / "src", 0)
+    _load_faceset(tmp_path / "src", "src", tmp_path)
+    err = capsys.readouterr().err
+    assert "\r" not in err and "Loading src samples: 1/1 files (100%)" in err

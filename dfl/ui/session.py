@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from typing import TextIO
 
 import numpy as np
-from tqdm import tqdm
 
 from dfl.training.events import (
     BackedUp,
@@ -27,6 +26,7 @@ from dfl.training.events import (
 from dfl.training.preview import LOSS_RANGES, compose_window
 from dfl.training.runner import TrainingRunner
 from dfl.ui.console import ConsoleKeys, StatusPrinter
+from dfl.ui.progress import Progress
 
 PUMP_INTERVAL_S = 0.05  # the window and console are serviced at 20 Hz (decision 13: >= 10 Hz)
 STOP_GRACE_S = 600.0
@@ -64,7 +64,7 @@ class TrainingSession:
         # Console keys count once training has started: an Enter typed ahead during start-up
         # (one too many at the prompts) must not stop the run (DFL drained stdin for this).
         self.training = False
-        self._save_bar: tqdm | None = None
+        self._save_bar: Progress | None = None
 
     # ------------------------------------------------------------------ events
     def _handle(self, event: object) -> SessionResult | None:
@@ -98,12 +98,8 @@ class TrainingSession:
         if self._save_bar is None:
             if self.status.tty:
                 self.status.transient("")  # the bar takes the status line's place
-            # disable=None: no bar when the output is not a terminal
-            self._save_bar = tqdm(
-                total=event.total, desc="Saving", unit="file", leave=False, disable=None
-            )
-        self._save_bar.n = event.done
-        self._save_bar.refresh()
+            self._save_bar = Progress("Saving", "files", leave=False)
+        self._save_bar.update(event.done, event.total)
         if event.done >= event.total:
             self._save_bar.close()
             self._save_bar = None

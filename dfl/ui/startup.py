@@ -9,13 +9,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from tqdm import tqdm
-
 if TYPE_CHECKING:
     from dfl.interop.deepfacelab import DflModelFiles
     from dfl.store.model_store import ModelStore
 
 from dfl.ui import text
+from dfl.ui.progress import Progress
 
 MODEL_CHOICES = ("SAEHD", "AMP", "Quick96")
 DEFAULT_MODEL = "Quick96"
@@ -136,17 +135,8 @@ def _load_faceset(folder: Path, side: str, log_dir: Path):  # -> list[FaceSample
     every other skipped file and its reason, in ``log_dir/skipped_<side>_faces.txt``)."""
     from dfl.data.faceset import load_faceset
 
-    bar = tqdm(desc=f"Loading {side} samples", unit="file", leave=True, dynamic_ncols=True)
-
-    def progress(done: int, total: int) -> None:
-        bar.total = total
-        bar.n = done
-        bar.refresh()
-
-    try:
-        faceset = load_faceset(folder, progress=progress)
-    finally:
-        bar.close()
+    with Progress(f"Loading {side} samples", "files") as bar:
+        faceset = load_faceset(folder, progress=bar.update)
     log = log_dir / SKIPPED_LOG.format(side=side)
     if faceset.skipped:
         text.warn(f"{side}: {faceset.skipped_summary()}")
