@@ -32,19 +32,19 @@ def train(
     from dfl.data.faceset import load_faceset
     from dfl.demo.facesets import make_demo_facesets
     from dfl.models.registry import load
-    from dfl.options import model_option_table, resolve_options
+    from dfl.options import resolve_options
     from dfl.store.model_store import ModelStore
     from dfl.training.trainer import Trainer, TrainingSetup
 
     spec = load(model)
-    options = resolve_options(model_option_table(spec), overrides=overrides).options
+    options = resolve_options(spec.option_table(None), overrides=overrides).options
     with tempfile.TemporaryDirectory() as tmp:
         workspace = Path(tmp) / "workspace"
         src_dir, dst_dir = make_demo_facesets(workspace, count=FACES_PER_SIDE, seed=seed)
         setup = TrainingSetup(
             spec=spec,
             name="bench",
-            store=ModelStore(workspace / "model" / f"bench_{spec.NAME}"),
+            store=ModelStore(workspace / "model" / f"bench_{spec.name}"),
             options=options,
             device="cpu",
             backend=backend_name,

@@ -466,12 +466,3 @@ COMMON_OPTIONS: tuple[Option, ...] = (
         help="Seed for sample order and augmentation; set it with --opt seed=N.",
     ),
 )
-
-
-def model_option_table(spec: Any, gpu_memory_bytes: int | None = None) -> tuple[Option, ...]:
-    """A model module's whole option table in ask order: its own `option_table` (SAEHD, AMP:
-    the batch-size suggestion follows the device's memory), or the common options followed by
-    its OPTIONS."""
-    if hasattr(spec, "option_table"):
-        return tuple(spec.option_table(gpu_memory_bytes))
-    return COMMON_OPTIONS + tuple(spec.OPTIONS)

@@ -1,17 +1,34 @@
-"""The models the trainer knows, by name, imported lazily."""
+"""The models dfl knows: every list of model names comes from here.
+
+Adding a model: its package `models/<name>/` with `model.py` exposing `SPEC: ModelSpec`
+(models/contract.py), and one entry below. Listing names imports nothing heavy; `load(name)`
+imports the model's package, and with it Keras.
+"""
 
 from __future__ import annotations
 
 import importlib
-from types import ModuleType
+from dataclasses import dataclass
 
-# Model name (as users and DFL know it) -> module implementing the model contract (docs/design.md).
-MODELS: dict[str, str] = {
-    "SAEHD": "dfl.models.saehd.model",
-    "AMP": "dfl.models.amp.model",
-    "Quick96": "dfl.models.quick96.model",
+from dfl.models.contract import ModelSpec
+
+
+@dataclass(frozen=True)
+class Entry:
+    module: str  # the module whose SPEC is the model
+    about: str  # one line for the model prompt
+    from_dfl: bool = True  # DeepFaceLab has this model: its files can be imported
+
+
+# Model name (as users and DFL know it) -> its entry; the order of the model prompt.
+MODELS: dict[str, Entry] = {
+    "SAEHD": Entry("dfl.models.saehd.model", "high quality, many options"),
+    "AMP": Entry("dfl.models.amp.model", "for real-time use in DeepFaceLive"),
+    "Quick96": Entry("dfl.models.quick96.model", "96 px, no questions, a fast start"),
 }
-AVAILABLE: tuple[str, ...] = ("SAEHD", "AMP", "Quick96")
+DEFAULT_MODEL = "Quick96"
+# The models DeepFaceLab saves (`<name>_<Model>_data.dat`), in MODELS order.
+DFL_MODELS: tuple[str, ...] = tuple(name for name, entry in MODELS.items() if entry.from_dfl)
 
 
 class UnknownModelError(ValueError):
@@ -26,17 +43,15 @@ def canonical_name(name: str) -> str:
     raise UnknownModelError(f"unknown model {name!r}: choose one of {', '.join(MODELS)}")
 
 
-def check_available(name: str) -> str:
-    """The registered name, or UnknownModelError when that model cannot be trained yet."""
-    name = canonical_name(name)
-    if name not in AVAILABLE:
-        raise UnknownModelError(
-            f"{name} is not available yet in this version of dfl; "
-            f"{', '.join(AVAILABLE)} are ready to train."
-        )
-    return name
+def about() -> str:
+    """One line per model for the model prompt's help: `SAEHD: high quality, ...`."""
+    return " ".join(f"{name}: {entry.about}." for name, entry in MODELS.items())
 
 
-def load(name: str) -> ModuleType:
-    """Import the module of model `name` (any case); this imports Keras."""
-    return importlib.import_module(MODELS[check_available(name)])
+def load(name: str) -> ModelSpec:
+    """The contract of model `name` (any case); this imports the model's package and Keras."""
+    module = importlib.import_module(MODELS[canonical_name(name)].module)
+    spec = module.SPEC
+    if not isinstance(spec, ModelSpec):
+        raise TypeError(f"{module.__name__}.SPEC is not a ModelSpec")
+    return spec

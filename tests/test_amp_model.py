@@ -116,7 +116,9 @@ def test_layer_names_and_shapes_match_a_model_dfl_saved():
     for name, net in model.networks.items():
         theirs = reader.read_weights(folder / f"tiny_AMP_{name}.npy")
         theirs = {key.removesuffix(":0"): tuple(w.shape) for key, w in theirs.items()}
-        mine = {mapping.dfl_weight_name(v.path, name, "AMP"): tuple(v.shape) for v in net.weights}
+        mine = {
+            mapping.dfl_weight_name(v.path, name, amp.SPEC): tuple(v.shape) for v in net.weights
+        }
         assert mine == theirs, name
 
 
@@ -253,7 +255,7 @@ def test_augment_configs_and_registry():
     src, _ = amp.augment_configs(tiny_options(random_warp=False))
     assert not src.random_warp and src.ct_mode is None
     assert amp.batch_size({"batch_size": 8}, 3) == 6
-    assert "AMP" in registry.AVAILABLE and registry.load("amp") is amp
+    assert "AMP" in registry.MODELS and registry.load("amp") is amp.SPEC
     fresh, reset, notes = amp.fresh_on_resume(
         tiny_options(**GAN), tiny_options(**{**GAN, "gan_dims": 8})
     )
@@ -285,7 +287,7 @@ def test_preview_pages(tiny_model):
 # ------------------------------------------------------------------- training (headless)
 def make_setup(folder: Path, options: dict, loaded=None) -> TrainingSetup:
     return TrainingSetup(
-        spec=amp,
+        spec=amp.SPEC,
         name="tiny",
         store=ModelStore(folder),
         options=options,

@@ -41,12 +41,13 @@ def test_quick96_macs_match_the_published_estimate() -> None:
     assert macs["inter"] == pytest.approx(7.8, abs=0.1)
     assert macs["decoder_src"] == pytest.approx(3507.1 + 148.8, abs=0.2)
     # docs/networks.md §7: about 0.19 TFLOP per training iteration at batch 4
-    assert train_flops(model.networks, 4) / 1e12 == pytest.approx(0.1934, abs=5e-4)
+    passes = quick96.SPEC.forward_passes({})
+    assert train_flops(model.networks, passes, 4) / 1e12 == pytest.approx(0.1934, abs=5e-4)
 
 
-def test_unknown_network_layout_is_refused() -> None:
-    with pytest.raises(ValueError, match="no forward-pass table"):
-        train_flops({"encoder": None}, 4)
+def test_a_forward_pass_table_for_other_networks_is_refused() -> None:
+    with pytest.raises(ValueError, match="networks the model lacks"):
+        train_flops({"encoder": None}, {"encoder": 2, "inter": 2}, 4)
 
 
 def test_unknown_case_names_the_known_ones() -> None:

@@ -4,6 +4,7 @@ model trains, and hostile, truncated or mismatched files are refused with nothin
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import pickle
 import shutil
@@ -107,7 +108,7 @@ def test_every_weight_is_mapped_and_options_carry_over(imported, case: str) -> N
         ours = loaded.arrays(network)
         assert len(ours) == len(dfl)  # none missing, none left over
         by_dfl_name = {
-            dfl_weight_name(key.split("/", 1)[1], network, model_class) + ":0": value
+            dfl_weight_name(key.split("/", 1)[1], network, load_model(model_class)) + ":0": value
             for key, value in ours.items()
         }
         assert set(by_dfl_name) == set(dfl)
@@ -238,8 +239,9 @@ def test_df_networks_match_a_hand_computation(imported) -> None:
     face_mask = 1.0 / (
         1.0 + np.exp(-_conv(m, dst["out_convm/weight:0"], dst["out_convm/bias:0"], 1))
     )
-    from dfl.interop.deepfacelive import export_saved_model, load_saved_model
+    from dfl.interop.deepfacelive import export_saved_model
     from dfl.interop.deepfacelive.verify import check_inputs, open_session, run
+    from dfl.models.loading import load_saved_model
 
     result = export_saved_model(load_saved_model(report.folder), report.folder / "tiny.dfm")
     dfm = open_session(result.path)
@@ -355,7 +357,7 @@ def _write_dfl_quick96(folder: Path, arch) -> dict[str, dict[str, np.ndarray]]:
     for network, net in model.networks.items():
         weights = {}
         for variable in net.weights:
-            name = dfl_weight_name(variable.path, network, "Quick96")
+            name = dfl_weight_name(variable.path, network, quick96.SPEC)
             weights[f"{name}:0"] = rng.standard_normal(tuple(variable.shape)).astype(np.float32)
             opt[f"acc_{network}/{name}_0:0"] = rng.random(tuple(variable.shape), np.float32)
         files[network] = weights
@@ -371,7 +373,10 @@ def test_quick96_import(tmp_path: Path, monkeypatch) -> None:
     from dfl.models.quick96 import model as quick96
 
     # Quick96's 96 px networks hold 38 M weights: the same layout at 32 px keeps the test fast
-    monkeypatch.setattr(quick96, "build", lambda options=None: quick96.DFAutoencoder(quick96.TINY))
+    tiny = dataclasses.replace(
+        quick96.SPEC, build=lambda options: quick96.build(options, quick96.TINY)
+    )
+    monkeypatch.setattr(quick96, "SPEC", tiny)
     folder = tmp_path / "models"
     folder.mkdir()
     written = _write_dfl_quick96(folder, quick96.TINY)
@@ -386,7 +391,7 @@ def test_quick96_import(tmp_path: Path, monkeypatch) -> None:
         assert len(ours) == len(written[network])
         key, value = ours[0]
         np.testing.assert_array_equal(
-            value, written[network][dfl_weight_name(key.split("/", 1)[1], network, "Q") + ":0"]
+            value, written[network][dfl_weight_name(key.split("/", 1)[1], network, tiny) + ":0"]
         )
     opt = {k.split("/", 1)[1]: v for k, v in loaded.arrays("optimizer").items()}
     assert int(opt["rmsprop/iteration"]) == 12
@@ -409,13 +414,14 @@ def test_discriminators_are_imported_when_there_and_fresh_when_not(tmp_path: Pat
     prepared = prepare_import(_files(folder))  # learns the discriminators' variables
     assert any("tiny_SAEHD_code_discriminator.npy is not there" in n for n in prepared.notes)
     code = prepared.arrays("code_discriminator")
+    saehd_spec = load_model("SAEHD")
     written = {
-        dfl_weight_name(k.split("/", 1)[1], "code_discriminator", "SAEHD") + ":0": v + 1.0
+        dfl_weight_name(k.split("/", 1)[1], "code_discriminator", saehd_spec) + ":0": v + 1.0
         for k, v in code.items()
     }
     (folder / "tiny_SAEHD_code_discriminator.npy").write_bytes(pickle.dumps(written, protocol=4))
     prepared = prepare_import(_files(folder))
     assert any("tiny_SAEHD_GAN.npy is not there: GAN starts afresh" in n for n in prepared.notes)
     for key, value in prepared.arrays("code_discriminator").items():
-        name = dfl_weight_name(key.split("/", 1)[1], "code_discriminator", "SAEHD") + ":0"
+        name = dfl_weight_name(key.split("/", 1)[1], "code_discriminator", saehd_spec) + ":0"
         np.testing.assert_array_equal(value, written[name])

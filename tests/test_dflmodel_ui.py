@@ -182,7 +182,7 @@ def _new_options(**given) -> dict:
 def _trainer(store_folder: Path, options: dict, pretrained) -> Trainer:
     return Trainer(
         TrainingSetup(
-            spec=saehd,
+            spec=saehd.SPEC,
             name="fresh",
             store=ModelStore(store_folder),
             options=options,

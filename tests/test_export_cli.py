@@ -16,9 +16,7 @@ from dfl import backend
 
 backend.select(None)
 
-from dfl.interop.deepfacelive import contract, export_saved_model, load_saved_model  # noqa: E402
-from dfl.store.checkpoint_state import ModelState  # noqa: E402
-from dfl.store.model_store import ModelStore  # noqa: E402
+from dfl.interop.deepfacelive import contract  # noqa: E402
 from dfl.store.workspace import WorkspaceError  # noqa: E402
 from dfl.ui.menu import choose_model  # noqa: E402
 
@@ -124,29 +122,3 @@ def test_menu_without_new_models(tmp_path: Path) -> None:
     assert "No saved SAEHD model 'brand new'." in said
     with pytest.raises(WorkspaceError, match="no saved AMP models"):
         choose_model(tmp_path, "AMP", lambda _: "", said.append, allow_new=False)
-
-
-def _save(folder: Path, model_type: str, options: dict) -> None:
-    """A checkpoint as the trainer writes one, from freshly built networks."""
-    from dfl.models.registry import load
-    from dfl.training.trainer import weights_to_arrays
-
-    spec = load(model_type)
-    options = spec.full_options(options)
-    model = spec.build(options)
-    arrays = {name: weights_to_arrays(net.weights) for name, net in model.networks.items()}
-    state = ModelState(model_type=model_type, name="m", iteration=5, options=options)
-    ModelStore(folder).save(state, arrays, summary_text="", loss_rows=0)
-
-
-@pytest.mark.parametrize("model_type", ["SAEHD", "AMP"])
-def test_saved_models_load_and_export(tmp_path: Path, model_type: str) -> None:
-    pytest.importorskip(f"dfl.models.{model_type.lower()}.model")
-    folder = tmp_path / f"m_{model_type}"
-    options = dict(TINY, **({"inter_dims": 32} if model_type == "AMP" else {"archi": "df-ud"}))
-    _save(folder, model_type, options)
-    model = load_saved_model(folder)
-    assert (model.model_type, model.name, model.iteration) == (model_type, "m", 5)
-    result = export_saved_model(model)
-    assert result.path == folder / f"m_{model_type}_model.dfm" and result.path.is_file()
-    assert result.verification.has_morph == (model_type == "AMP")

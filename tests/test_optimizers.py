@@ -155,13 +155,13 @@ def test_global_clipnorm_scales_by_c_over_n():
     optimizer = RMSprop(learning_rate=LR, clipnorm=1.0)
     grads = [ops.convert_to_tensor(np.array([3.0], np.float32)), None]
     grads.append(ops.convert_to_tensor(np.array([[4.0]], np.float32)))
-    clipped = optimizer._clip_gradients(grads)
+    clipped = optimizer.clip_gradients(grads)
     assert clipped[1] is None
     np.testing.assert_allclose(ops.convert_to_numpy(clipped[0]), [0.6], rtol=1e-6)
     np.testing.assert_allclose(ops.convert_to_numpy(clipped[2]), [[0.8]], rtol=1e-6)
-    loose = RMSprop(learning_rate=LR, clipnorm=10.0)._clip_gradients(grads)
+    loose = RMSprop(learning_rate=LR, clipnorm=10.0).clip_gradients(grads)
     np.testing.assert_allclose(ops.convert_to_numpy(loose[0]), [3.0])
-    off = RMSprop(learning_rate=LR)._clip_gradients(grads)
+    off = RMSprop(learning_rate=LR).clip_gradients(grads)
     assert off is grads
 
 

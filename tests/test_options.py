@@ -455,15 +455,3 @@ def test_parse_assignments():
 def test_default_of_callable():
     gan_patch = SAEHD_SLICE[9]
     assert default_of(gan_patch, {"resolution": 224}) == 28
-
-
-def test_model_option_table_is_the_model_s_own_or_the_common_one() -> None:
-    from types import SimpleNamespace
-
-    from dfl.options import model_option_table
-
-    plain = SimpleNamespace(OPTIONS=(INT,))
-    assert model_option_table(plain) == (*COMMON_OPTIONS, INT)
-    asked = []
-    own = SimpleNamespace(option_table=lambda memory: asked.append(memory) or [INT])
-    assert model_option_table(own, 8 << 30) == (INT,) and asked == [8 << 30]

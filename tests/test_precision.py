@@ -3,6 +3,7 @@ stay float32; a non-finite bf16 step turns bf16 off for the model and is done ag
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,6 +17,7 @@ backend.select(None)
 
 from dfl.data.faceset import load_faceset  # noqa: E402
 from dfl.models.saehd import model as saehd  # noqa: E402
+from dfl.nn.keras_internals import sublayers  # noqa: E402
 from dfl.options import resolve_options  # noqa: E402
 from dfl.store.model_store import ModelStore  # noqa: E402
 from dfl.training.trainer import Trainer, TrainingSetup  # noqa: E402
@@ -45,7 +47,7 @@ def float32_afterwards() -> Iterator[None]:
 def make_trainer(folder: Path, **extra: object) -> Trainer:
     options = resolve_options(saehd.option_table(None), overrides={**TINY, **extra}).options
     setup = TrainingSetup(
-        spec=saehd,
+        spec=saehd.SPEC,
         name="tiny",
         store=ModelStore(folder),
         options=options,
@@ -61,7 +63,7 @@ def make_trainer(folder: Path, **extra: object) -> Trainer:
 
 def compute_dtypes(trainer: Trainer) -> set[str]:
     encoder = trainer.model.networks["encoder"]
-    return {layer.compute_dtype for layer in encoder._flatten_layers(include_self=False)}
+    return {layer.compute_dtype for layer in sublayers(encoder)}
 
 
 def weights(trainer: Trainer) -> list[np.ndarray]:
@@ -99,7 +101,7 @@ def test_fp32_is_the_default(tmp_path: Path) -> None:
 
 def test_a_non_finite_bf16_step_falls_back_to_float32(tmp_path: Path, monkeypatch) -> None:
     trainer = make_trainer(tmp_path / "m", bf16=True)
-    real_next_inputs = saehd.next_inputs
+    real_next_inputs = trainer.setup.spec.next_inputs
     poisoned = {"left": 1}
 
     def next_inputs(iteration, inputs, previous):  # the first batch holds a NaN pixel
@@ -110,7 +112,8 @@ def test_a_non_finite_bf16_step_falls_back_to_float32(tmp_path: Path, monkeypatc
             inputs["warped_src"][0, 0, 0, 0] = np.nan
         return inputs
 
-    monkeypatch.setattr(saehd, "next_inputs", next_inputs)
+    spec = dataclasses.replace(trainer.setup.spec, next_inputs=next_inputs)
+    monkeypatch.setattr(trainer.setup, "spec", spec)
     try:
         before = weights(trainer)
         trainer.train_one()

@@ -100,10 +100,11 @@ def test_compute_losses_reduction():
     np.testing.assert_allclose(got["dst_loss"], dst.mean(), rtol=1e-5)
 
 
-def test_module_contract():
-    assert quick96.NAME == "Quick96"
-    assert quick96.OPTIONS == ()
-    assert quick96.ASKS_OPTIONS is False
+def test_quick96_settings():
+    assert quick96.SPEC.name == "Quick96"
+    assert quick96.SPEC.asks_options is False
+    assert quick96.architecture({}) == quick96.QUICK96
+    assert quick96.architecture(quick96.TINY_OPTIONS) == quick96.TINY
     assert quick96.Architecture(96, 128, 64, 64, 16, opts="ud") == quick96.QUICK96
     assert [quick96.batch_size({}, n) for n in (0, 1, 2, 3, 4, 8)] == [4, 4, 4, 3, 4, 8]
     optimizer = quick96.make_optimizer({})

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import queue
-import types
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +12,6 @@ from dfl import backend
 
 backend.select(None)
 
-from dfl.data.augment import AugmentConfig  # noqa: E402
 from dfl.data.faceset import load_faceset  # noqa: E402
 from dfl.models.quick96 import model as quick96  # noqa: E402
 from dfl.options import COMMON_OPTIONS, resolve_options  # noqa: E402
@@ -26,22 +24,13 @@ FACESET = Path(__file__).parent / "data" / "dfl-faceset"
 EVENT_TIMEOUT_S = 120
 
 
-def tiny_spec() -> types.SimpleNamespace:
-    """Quick96's contract with the 32 px test architecture."""
-    spec = types.SimpleNamespace(**{k: getattr(quick96, k) for k in dir(quick96) if k[0] != "_"})
-    spec.build = lambda options: quick96.build(options, quick96.TINY)
-    config = AugmentConfig(resolution=quick96.TINY.resolution, face_type=quick96.FACE_TYPE)
-    spec.augment_configs = lambda options: (config, config)
-    return spec
-
-
 def make_setup(folder: Path, **options: str) -> TrainingSetup:
     resolved = resolve_options(COMMON_OPTIONS, overrides=options).options
     return TrainingSetup(
-        spec=tiny_spec(),
+        spec=quick96.SPEC,
         name="tiny",
         store=ModelStore(folder),
-        options=resolved,
+        options={**resolved, **quick96.SPEC.tiny_options},
         device="cpu",
         backend="tensorflow",
         src=load_faceset(FACESET / "src").samples,

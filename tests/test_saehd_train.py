@@ -44,7 +44,7 @@ def options_for(archi: str, **extra) -> dict:
 
 def make_setup(folder: Path, options: dict, loaded=None) -> TrainingSetup:
     return TrainingSetup(
-        spec=saehd,
+        spec=saehd.SPEC,
         name="tiny",
         store=ModelStore(folder),
         options=options,

@@ -24,7 +24,7 @@ def trainer_with(folder: Path, **extra: object) -> Trainer:
     options = resolve_options(saehd.option_table(None), overrides={**TINY, **extra}).options
     return Trainer(
         TrainingSetup(
-            spec=saehd,
+            spec=saehd.SPEC,
             name="tiny",
             store=ModelStore(folder),
             options=options,

@@ -1,6 +1,6 @@
 """A saved model loaded for merging: faces in, DFL's three predictor outputs out, batched.
 
-DFL's predictor contract (models' `predictor_func`, docs/merge.md "Predictor"): the input is the
+DFL's predictor contract (models' `predictor_func`, docs/merge-run.md): the input is the
 dst face cut from the frame, (R, R, 3) BGR float in [0, 1]; the outputs are the swapped face
 (the src decoder on the dst code), the mask of that same pass ("learned-prd") and the dst
 decoder's mask on the dst code ("learned-dst"), all clipped to [0, 1].
@@ -178,12 +178,11 @@ def load_predictor(
     batch_size: int = DEFAULT_BATCH_SIZE,
 ) -> Predictor:
     """Load a saved model's newest whole checkpoint for merging."""
-    from dfl.interop.deepfacelive.dfm import load_saved_model
-    from dfl.interop.deepfacelive.errors import ExportError
+    from dfl.models.loading import SavedModelError, load_saved_model
 
     try:
         saved = load_saved_model(Path(model_folder))
-    except ExportError as exc:
+    except SavedModelError as exc:
         raise PredictorError(str(exc)) from None
     morph = check_morph_factor(morph_factor, saved.model_type)
     network = _join(saved.networks, morph)

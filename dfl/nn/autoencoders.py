@@ -35,6 +35,13 @@ OUTPUT_KEYS = ("pred_src", "pred_src_mask", "pred_dst", "pred_dst_mask")
 #       with the code's gradient stopped, so only the decoder learns; face style loss)
 #   "codes": src_code, dst_code (the inter outputs; df's true-face code discriminator)
 EXTRA_OUTPUTS = ("swap", "swap_no_code_grad", "codes")
+# Forward passes per src+dst pair of each network in the generator step, per layout, for dfl
+# bench's FLOPs estimate (docs/networks.md §7; the swap output and the optional style,
+# true-face and GAN terms are not counted).
+FORWARD_PASSES: dict[str, dict[str, int]] = {
+    "df": {"encoder": 2, "inter": 2, "decoder_src": 1, "decoder_dst": 1},
+    "liae": {"encoder": 2, "inter_AB": 2, "inter_B": 1, "decoder": 2},
+}
 
 
 @dataclass(frozen=True)

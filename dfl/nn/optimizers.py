@@ -8,6 +8,8 @@ from typing import Any
 import keras
 from keras import ops
 
+from dfl.nn.keras_internals import HookedOptimizer
+
 EPSILON = 1e-6  # np.finfo(float32).resolution, added outside the square root
 RMSPROP_LR = 1e-3
 RMSPROP_RHO = 0.9
@@ -17,7 +19,7 @@ ADABELIEF_BETA_2 = 0.999
 LR_DROPOUT_OFF = 1.0  # keep probability 1: every element is updated
 
 
-class _DFLOptimizer(keras.optimizers.Optimizer):
+class DFLOptimizer(HookedOptimizer):
     """Shared DFL behaviour: lr_cos schedule, global clipnorm, learning-rate dropout.
 
     lr_dropout is the keep probability p: each step a fresh Bernoulli(p) mask per weight element
@@ -47,6 +49,7 @@ class _DFLOptimizer(keras.optimizers.Optimizer):
         self.global_clip = float(clipnorm or 0.0)
         self.seed = seed
         self._keep_masks: dict = {}
+        self.trained_variables: list = []  # what build() was given, in order
 
     @property
     def uses_lr_dropout(self) -> bool:
@@ -56,11 +59,16 @@ class _DFLOptimizer(keras.optimizers.Optimizer):
         if self.built:
             return
         super().build(variables)
+        self.trained_variables = list(variables)
         if self.uses_lr_dropout:
             self._mask_seed = keras.random.SeedGenerator(self.seed, name="lr_dropout_seed")
-            self._track_variable(self._mask_seed.state)
+            self.track(self._mask_seed.state)
 
-    def _clip_gradients(self, grads: list) -> list:
+    def slots(self) -> dict[str, list[tuple[Any, Any]]]:
+        """Each slot's (trained variable, slot variable) pairs, by slot name (DFL's names)."""
+        return {}
+
+    def clip_gradients(self, grads: list) -> list:
         if self.global_clip <= 0.0:
             return grads
         squares = [ops.sum(ops.square(ops.cast(g, "float32"))) for g in grads if g is not None]
@@ -71,20 +79,17 @@ class _DFLOptimizer(keras.optimizers.Optimizer):
         scale = ops.where(norm >= clip, clip / ops.maximum(norm, clip), 1.0)
         return [None if g is None else g * ops.cast(scale, g.dtype) for g in grads]
 
-    def _scheduled_lr(self, learning_rate: Any) -> Any:
+    def scheduled_lr(self, learning_rate: Any) -> Any:
         if self.lr_cos <= 0:
             return learning_rate
-        phase = ops.cast(self._iterations % self.lr_cos, "float32") * (2.0 * math.pi / self.lr_cos)
+        phase = ops.cast(self.iterations % self.lr_cos, "float32") * (2.0 * math.pi / self.lr_cos)
         return learning_rate * (ops.cos(phase) + 1.0) / 2.0
 
-    def _backend_update_step(self, grads: list, trainable_variables: list, learning_rate: Any):
+    def begin_update(self, trainable_variables: list) -> None:
         self._keep_masks = self._draw_keep_masks(trainable_variables)
-        try:
-            return super()._backend_update_step(
-                grads, trainable_variables, self._scheduled_lr(learning_rate)
-            )
-        finally:
-            self._keep_masks = {}
+
+    def end_update(self) -> None:
+        self._keep_masks = {}
 
     def _draw_keep_masks(self, trainable_variables: list) -> dict:
         """One uniform draw for all weights (cheaper to compile and run), split per variable."""
@@ -97,14 +102,14 @@ class _DFLOptimizer(keras.optimizers.Optimizer):
         offset = 0
         for variable, shape, size in zip(trainable_variables, shapes, sizes, strict=True):
             keep = u[offset : offset + size] < self.lr_dropout
-            masks[self._get_variable_index(variable)] = ops.reshape(keep, shape)
+            masks[self.variable_index(variable)] = ops.reshape(keep, shape)
             offset += size
         return masks
 
     def _apply_delta(self, variable: Any, delta: Any) -> None:
         """variable -= delta, with the learning-rate dropout mask applied to delta."""
         if self.uses_lr_dropout:
-            keep = self._keep_masks[self._get_variable_index(variable)]
+            keep = self._keep_masks[self.variable_index(variable)]
             delta = ops.where(keep, delta, 0.0)
         self.assign_sub(variable, delta)
 
@@ -120,7 +125,7 @@ class _DFLOptimizer(keras.optimizers.Optimizer):
         return config
 
 
-class RMSprop(_DFLOptimizer):
+class RMSprop(DFLOptimizer):
     """DFL RMSprop: a = ρa + (1-ρ)g²; w -= lr·g/(√a + 1e-6)."""
 
     def __init__(
@@ -139,10 +144,13 @@ class RMSprop(_DFLOptimizer):
         super().build(variables)
         self._accumulators = self.add_optimizer_variables(variables, "acc")
 
+    def slots(self) -> dict[str, list[tuple[Any, Any]]]:
+        return {"acc": list(zip(self.trained_variables, self._accumulators, strict=True))}
+
     def update_step(self, gradient: Any, variable: Any, learning_rate: Any) -> None:
         lr = ops.cast(learning_rate, variable.dtype)
         g = ops.cast(gradient, variable.dtype)
-        acc = self._accumulators[self._get_variable_index(variable)]
+        acc = self._accumulators[self.variable_index(variable)]
         new_acc = acc * self.rho + ops.square(g) * (1.0 - self.rho)
         self.assign(acc, new_acc)
         self._apply_delta(variable, lr * g / (ops.sqrt(new_acc) + EPSILON))
@@ -153,7 +161,7 @@ class RMSprop(_DFLOptimizer):
         return config
 
 
-class AdaBelief(_DFLOptimizer):
+class AdaBelief(DFLOptimizer):
     """DFL AdaBelief (no bias correction): m, v from the new m; w -= lr·m/(√v + 1e-6)."""
 
     def __init__(
@@ -174,10 +182,17 @@ class AdaBelief(_DFLOptimizer):
         super().build(variables)
         self._ms, self._vs = self.add_optimizer_variables(variables, ["ms", "vs"])
 
+    def slots(self) -> dict[str, list[tuple[Any, Any]]]:
+        trained = self.trained_variables
+        return {
+            "ms": list(zip(trained, self._ms, strict=True)),
+            "vs": list(zip(trained, self._vs, strict=True)),
+        }
+
     def update_step(self, gradient: Any, variable: Any, learning_rate: Any) -> None:
         lr = ops.cast(learning_rate, variable.dtype)
         g = ops.cast(gradient, variable.dtype)
-        index = self._get_variable_index(variable)
+        index = self.variable_index(variable)
         m, v = self._ms[index], self._vs[index]
         new_m = m * self.beta_1 + g * (1.0 - self.beta_1)
         new_v = v * self.beta_2 + ops.square(g - new_m) * (1.0 - self.beta_2)

@@ -33,7 +33,9 @@ def to_float32(models: Iterable[Any]) -> None:
     A compiled training step must be made again afterwards, since it traced the old dtypes."""
     import keras
 
+    from dfl.nn.keras_internals import sublayers
+
     keras.config.set_dtype_policy(FULL_POLICY)
     for model in models:
-        for layer in model._flatten_layers(include_self=True, recursive=True):
+        for layer in sublayers(model, include_self=True):
             layer.dtype_policy = FULL_POLICY

@@ -14,7 +14,7 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,47 +28,39 @@ KIB = 1024
 
 # Options the reference step (docs/benchmarks.md §2) trains with: RMSprop, no GAN or style.
 REFERENCE_LIKE = {"adabelief": "n"}
-TINY_SAEHD = {"resolution": "64", "ae_dims": "32", "e_dims": "16", "d_dims": "16",
-              "d_mask_dims": "16", "batch_size": "4"}  # fmt: skip
-TINY_AMP = {"resolution": "64", "ae_dims": "32", "inter_dims": "64", "e_dims": "16",
-            "d_dims": "16", "d_mask_dims": "16", "batch_size": "4"}  # fmt: skip
 
 
 @dataclass(frozen=True)
 class Case:
     name: str
-    model: str
+    model: str  # a name of dfl.models.registry.MODELS
     options: dict[str, str]  # overrides, as `--opt name=value` would give them
-    quick_options: dict[str, str]  # the tiny variant `--quick` runs
+    # `--quick` runs the case with the model's ModelSpec.tiny_options on top of these
 
 
 CASES: tuple[Case, ...] = (
-    Case("quick96", "Quick96", {}, {}),
+    Case("quick96", "Quick96", {}),
     Case(
         "saehd-df-ud-128-bs16",
         "SAEHD",
         {"archi": "df-ud", "resolution": "128", "batch_size": "16", **REFERENCE_LIKE},
-        {"archi": "df-ud", **TINY_SAEHD, **REFERENCE_LIKE},
     ),
     Case(
         "saehd-df-ud-256-bs8",
         "SAEHD",
         {"archi": "df-ud", "resolution": "256", "batch_size": "8", **REFERENCE_LIKE},
-        {"archi": "df-ud", **TINY_SAEHD, **REFERENCE_LIKE},
     ),
     Case(
         "saehd-df-ud-256-bs8-adabelief",
         "SAEHD",
         {"archi": "df-ud", "resolution": "256", "batch_size": "8"},
-        {"archi": "df-ud", **TINY_SAEHD},
     ),
     Case(
         "saehd-liae-ud-256-bs8",
         "SAEHD",
         {"archi": "liae-ud", "resolution": "256", "batch_size": "8", **REFERENCE_LIKE},
-        {"archi": "liae-ud", **TINY_SAEHD, **REFERENCE_LIKE},
     ),
-    Case("amp-224-bs8", "AMP", {"resolution": "224", "batch_size": "8"}, dict(TINY_AMP)),
+    Case("amp-224-bs8", "AMP", {"resolution": "224", "batch_size": "8"}),
 )
 
 
@@ -118,29 +110,18 @@ class Result:
 
 
 # ------------------------------------------------------------------------------ FLOPs
-# Forward passes per src+dst pair of each network in the generator step (docs/networks.md §7);
-# the swap output and the optional style / true-face / GAN terms are not counted.
-FORWARD_PASSES: dict[frozenset[str], dict[str, int]] = {
-    frozenset({"encoder", "inter", "decoder_src", "decoder_dst"}): {
-        "encoder": 2, "inter": 2, "decoder_src": 1, "decoder_dst": 1},
-    frozenset({"encoder", "inter_AB", "inter_B", "decoder"}): {
-        "encoder": 2, "inter_AB": 2, "inter_B": 1, "decoder": 2},
-    frozenset({"encoder", "inter_src", "inter_dst", "decoder"}): {
-        "encoder": 2, "inter_src": 1, "inter_dst": 2, "decoder": 2},
-}  # fmt: skip
-
-
 def forward_macs(network: Any) -> int:
     """Multiply-accumulates of one forward pass of one sample through a built network."""
     import keras
 
     from dfl.nn import blocks
+    from dfl.nn.keras_internals import built_input_shape, sublayers
 
     macs = 0
-    for layer in network._flatten_layers(include_self=False, recursive=True):
+    for layer in sublayers(network):
         if isinstance(layer, blocks.Conv2D):
             k, _, cin, cout = layer.kernel.shape
-            height, width = layer._build_shapes_dict["input_shape"][1:3]
+            height, width = built_input_shape(layer)[1:3]
             out_h = (height + 2 * layer.pad - k) // layer.strides + 1
             out_w = (width + 2 * layer.pad - k) // layer.strides + 1
             macs += out_h * out_w * k * k * cin * cout
@@ -150,11 +131,12 @@ def forward_macs(network: Any) -> int:
     return int(macs)
 
 
-def train_flops(networks: dict[str, Any], batch: int) -> float:
-    """Estimated FLOPs of one generator training iteration (forward + backward)."""
-    passes = FORWARD_PASSES.get(frozenset(networks))
-    if passes is None:
-        raise ValueError(f"no forward-pass table for networks {sorted(networks)}")
+def train_flops(networks: dict[str, Any], passes: Mapping[str, int], batch: int) -> float:
+    """Estimated FLOPs of one generator training iteration (forward + backward), from the
+    forward passes per src+dst pair of each network (ModelSpec.forward_passes)."""
+    missing = sorted(set(passes) - set(networks))
+    if missing:
+        raise ValueError(f"the forward-pass table names networks the model lacks: {missing}")
     macs = sum(count * forward_macs(networks[name]) for name, count in passes.items())
     return float(FLOPS_PER_MAC * TRAIN_FLOPS_PER_FORWARD * batch * macs)
 
@@ -214,12 +196,16 @@ def _pipeline_rate(trainer: Any, batches: int, workers: int) -> float:
 
 
 def _options_for(case: Case, quick: bool, precision: str = "fp32") -> dict[str, Any]:
+    """The case's resolved options; quick: the model's tiny_options on top."""
     from dfl.models.registry import load
-    from dfl.options import model_option_table, resolve_options
+    from dfl.options import resolve_options
 
-    table = model_option_table(load(case.model))
-    overrides = {**(case.quick_options if quick else case.options), "bf16": precision == "bf16"}
-    return resolve_options(table, overrides=overrides).options
+    spec = load(case.model)
+    tiny = spec.tiny_options if quick else {}
+    overrides = {k: v for k, v in case.options.items() if k not in tiny}
+    overrides["bf16"] = precision == "bf16"
+    options = resolve_options(spec.option_table(None), overrides=overrides).options
+    return {**options, **tiny}
 
 
 def run_case(case: Case, settings: Settings, faces: tuple[list, list], workdir: Path) -> Result:
@@ -235,7 +221,7 @@ def run_case(case: Case, settings: Settings, faces: tuple[list, list], workdir: 
     setup = TrainingSetup(
         spec=spec,
         name=case.name,
-        store=ModelStore(workdir / f"{case.name}_{spec.NAME}"),
+        store=ModelStore(workdir / f"{case.name}_{spec.name}"),
         options=options,
         device=settings.device,
         backend=settings.backend,
@@ -261,17 +247,19 @@ def run_case(case: Case, settings: Settings, faces: tuple[list, list], workdir: 
         for _ in range(settings.step_repeats):
             t0 = time.perf_counter()
             result = trainer.step_fn(inputs)
-            float(result["loss"] if "loss" in result else result["src_loss"])  # waits for it
+            float(result["src_loss"])  # waits for it
             step_ms.append((time.perf_counter() - t0) * 1000.0)
         pipeline = _pipeline_rate(trainer, settings.pipeline_batches, settings.workers)
         batch = trainer.batch_size
-        flops = train_flops(trainer.model.networks, batch)
+        flops = float("nan")
+        if spec.forward_passes is not None:
+            flops = train_flops(trainer.model.networks, spec.forward_passes(options), batch)
         ms_iter, ms_step = _median(ms), _median(step_ms)
         resolution = int(inputs["target_src"].shape[1])
         return Result(
             case=case.name,
-            model=spec.NAME,
-            options=dict(case.quick_options if settings.quick else case.options),
+            model=spec.name,
+            options={**case.options, **(spec.tiny_options if settings.quick else {})},
             backend=settings.backend,
             precision=precision.label(trainer.setup.options),  # bf16 may have fallen back
             device=settings.device,

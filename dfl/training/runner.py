@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from dfl import LAUNCHED_AT
+from dfl.store.weights import WeightsMismatchError
 from dfl.training.events import (
     BackedUp,
     Command,
@@ -90,7 +91,7 @@ class TrainingRunner:
         try:
             trainer = self._make_trainer()
             saved = self._loop(trainer)
-        except TrainingError as exc:
+        except (TrainingError, WeightsMismatchError) as exc:  # the message says what to do
             self._emit(Error(str(exc)))
         except Exception as exc:  # noqa: BLE001 - every failure must reach the user, never a hang
             advice = _oom_advice(exc)
@@ -143,7 +144,7 @@ class TrainingRunner:
                     trainer.iteration, "Starting. Press Enter to stop training and save the model."
                 )
             )
-        for note in getattr(trainer, "notes", ()):
+        for note in trainer.notes:
             self._emit(Message(note))
         now = time.monotonic()
         last_save = now

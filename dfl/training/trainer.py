@@ -6,7 +6,6 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from types import ModuleType
 from typing import Any
 
 import cv2
@@ -16,19 +15,21 @@ from dfl import __version__
 from dfl.data import facesetid
 from dfl.data.batcher import MIB, BatchProducer
 from dfl.data.faceset import FaceSample
+from dfl.models.contract import ModelSpec
 from dfl.nn import precision
-from dfl.store.losshistory import LossHistory
 from dfl.store.model_store import Loaded, ModelState, ModelStore
+from dfl.store.weights import (
+    PREVIEW_SAMPLES_KEY,
+    WeightsMismatchError,
+    assign_arrays,
+    weights_to_arrays,
+)
 from dfl.training.preview import loss_graph
 from dfl.training.summary import summary_text
 
 LOSS_NAMES = ("src_loss", "dst_loss")
 BATCH_TIMEOUT_S = 120.0  # a producer that delivers nothing for this long has failed
 MAX_BAD_STEPS = 10  # consecutive non-finite losses before training stops (decision 15)
-PREVIEW_ROWS = 4
-PREVIEW_SAMPLES_KEY = "preview_samples"
-OPTIMIZER_KEY = "optimizer"
-LOSS_HISTORY_FILE = "loss_history.f32"
 HISTORY_LAST_FILE = "_last.jpg"
 DEFAULT_SAMPLE_CACHE_MB = 1024  # for options saved before sample_cache_mb existed
 
@@ -41,7 +42,7 @@ class TrainingError(RuntimeError):
 class TrainingSetup:
     """Everything the trainer needs, decided before training starts (by the CLI or a test)."""
 
-    spec: ModuleType  # a model module (docs/design.md, "Models")
+    spec: ModelSpec  # the model's contract (docs/design.md, "Models")
     name: str
     store: ModelStore
     options: dict[str, Any]
@@ -54,33 +55,6 @@ class TrainingSetup:
     seed: int | None = None
     workers: int = 2
     device_lines: list[str] = field(default_factory=lambda: ["Using device: CPU"])
-
-
-def weights_to_arrays(variables: list[Any]) -> dict[str, np.ndarray]:
-    import keras
-
-    arrays: dict[str, np.ndarray] = {}
-    for index, variable in enumerate(variables):
-        # The index keeps keys unique and ordered; the path tells a reader what it is.
-        arrays[f"{index:04d}/{variable.path}"] = keras.ops.convert_to_numpy(variable)
-    return arrays
-
-
-def assign_arrays(variables: list[Any], arrays: dict[str, np.ndarray], what: str) -> None:
-    if len(arrays) != len(variables):
-        raise TrainingError(
-            f"saved {what} has {len(arrays)} tensors but the model has {len(variables)}: "
-            "the checkpoint was made by a different model version"
-        )
-    for variable, key in zip(variables, sorted(arrays), strict=True):
-        value = arrays[key]
-        if tuple(value.shape) != tuple(variable.shape):
-            raise TrainingError(
-                f"saved {what} tensor {key} has shape {value.shape}, "
-                f"the model expects {tuple(variable.shape)}"
-            )
-        # dtype cast: counters and seed states differ in integer width between backends
-        variable.assign(value.astype(variable.dtype))
 
 
 class Trainer:
@@ -103,18 +77,10 @@ class Trainer:
             self.model = spec.build(setup.options)
             self.notes: list[str] = []  # what the user should be told at the start (runner emits)
             self.iteration = 0
-            make_training = getattr(spec, "make_training", None)
-            if make_training is None:  # one loss group, one optimizer (Quick96)
-                self.training = None
-                self.optimizer = spec.make_optimizer(setup.options)
-                self.optimizer.build(self.model.trainable_variables)
-                self.networks = dict(self.model.networks)
-                self.optimizers = {OPTIMIZER_KEY: self.optimizer}
-            else:  # several loss groups, each with its own optimizer (SAEHD)
-                self.training = make_training(setup.options, self.model)
-                self.optimizer = self.training.groups[0].optimizer
-                self.networks = {**self.model.networks, **self.training.networks}
-                self.optimizers = dict(self.training.optimizers)
+            # the loss groups, each with its own optimizer (Quick96: one, saved as "optimizer")
+            self.training = spec.make_training(setup.options, self.model)
+            self.networks = {**self.model.networks, **self.training.networks}
+            self.optimizers = dict(self.training.optimizers)
         if n_devices > 1:
             self.notes.append(
                 f"Training on {n_devices} devices: the batch of {self.batch_size} is split "
@@ -145,8 +111,7 @@ class Trainer:
             image_cache_bytes=cache_mb * MIB,
         )
         self.notes.extend(self.producer.notes)
-        self.history = LossHistory.open(
-            setup.store.folder / LOSS_HISTORY_FILE,
+        self.history = setup.store.open_loss_history(
             len(LOSS_NAMES),
             valid_rows=(
                 setup.loaded.loss_rows
@@ -163,15 +128,10 @@ class Trainer:
         self.created_at = setup.loaded.state.created_at if setup.loaded is not None else _now_iso()
 
     def _make_step(self) -> Any:
-        from dfl.backend import make_model_step, make_step
+        from dfl.backend import make_step
 
         with self._devices:  # the step splits each batch across the devices
-            if self.training is None:
-                return make_model_step(self.model, self.setup.spec.compute_losses, self.optimizer)
             return make_step(self.training.groups, self.training.models)
-
-    def _models(self) -> list[Any]:
-        return [self.model] if self.training is None else list(self.training.models)
 
     def take_messages(self) -> list[str]:
         """What happened in the last steps that the user should be told (and forget it)."""
@@ -180,7 +140,7 @@ class Trainer:
 
     def _fall_back_to_float32(self) -> None:
         """Decision 5: a non-finite bf16 step turns bf16 off for this model (saved with it)."""
-        precision.to_float32(self._models())
+        precision.to_float32(list(self.training.models))
         self.setup.options[precision.OPTION] = False
         self.step_fn = self._make_step()
         self._messages.append(
@@ -191,11 +151,6 @@ class Trainer:
     # ----------------------------------------------------------------- restore
     def _restore(self, loaded: Loaded) -> None:
         self.iteration = loaded.state.iteration
-        if self.training is None:
-            for name, network in self.model.networks.items():
-                assign_arrays(network.weights, loaded.arrays(name), name)
-            assign_arrays(self.optimizer.variables, loaded.arrays(OPTIMIZER_KEY), "optimizer")
-            return
         fresh, reset, notes = self.setup.spec.fresh_on_resume(
             loaded.state.options, self.setup.options
         )
@@ -218,7 +173,7 @@ class Trainer:
                 continue
             try:
                 assign_arrays(optimizer.variables, loaded.arrays(key), key)
-            except TrainingError:
+            except WeightsMismatchError:
                 # e.g. liae with random_warp switched: the generator trains other networks now
                 for variable in optimizer.variables:
                     variable.assign(np.zeros(tuple(variable.shape), dtype=variable.dtype))
@@ -242,8 +197,8 @@ class Trainer:
             fresh = self.producer.get(timeout=BATCH_TIMEOUT_S).as_inputs()
         self.last_wait_ms = (time.perf_counter() - started) * 1000.0  # waiting for samples
         inputs = spec.next_inputs(self.iteration, fresh, self.last_inputs)
-        if hasattr(spec, "step_inputs"):  # inputs made on the host per step (AMP's morph mask)
-            inputs = spec.step_inputs(self.setup.options, inputs, self.iteration)
+        # inputs made on the host per step (AMP's morph mask); the others pass them on
+        inputs = dict(spec.step_inputs(self.setup.options, inputs, self.iteration))
         result = self.step_fn(inputs)
         if precision.wants_bf16(self.setup.options) and not _all_finite(result):
             self._fall_back_to_float32()
@@ -276,7 +231,7 @@ class Trainer:
     # ------------------------------------------------------------------ saving
     def state(self) -> ModelState:
         return ModelState(
-            model_type=self.setup.spec.NAME,
+            model_type=self.setup.spec.name,
             name=self.setup.name,
             iteration=self.iteration,
             options=dict(self.setup.options),
@@ -350,17 +305,17 @@ class Trainer:
 
 
 def model_summary(
-    spec: ModuleType,
+    spec: ModelSpec,
     name: str,
     iteration: int,
     options: dict[str, Any],
     device_lines: list[str],
 ) -> str:
     """The summary box, in the model's own order and with its display overrides (SAEHD)."""
-    shown = spec.summary_options(options) if hasattr(spec, "summary_options") else options
-    overrides = spec.display_overrides(options) if hasattr(spec, "display_overrides") else None
+    shown = dict(spec.summary_options(options))
+    overrides = spec.display_overrides(options)
     return summary_text(
-        name, spec.NAME, iteration, shown, device_lines, display_overrides=overrides
+        name, spec.name, iteration, shown, device_lines, display_overrides=overrides
     )
 
 

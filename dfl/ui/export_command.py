@@ -132,14 +132,15 @@ def export(args: argparse.Namespace) -> int:
 
     backend.use_device("cpu")  # export and its check run on the CPU, as DFL's does
     backend.import_keras(backend_name)
-    from dfl.interop.deepfacelive import ExportError, export_saved_model, load_saved_model
+    from dfl.interop.deepfacelive import ExportError, export_saved_model
+    from dfl.models.loading import SavedModelError, load_saved_model
 
     text.info(f"Loading {name}_{model_type} model...")
     try:
         model = load_saved_model(folder)
         text.info(f"Exporting iteration {model.iteration} to DeepFaceLive's .dfm...")
         result = export_saved_model(model, output, quantize)
-    except ExportError as exc:
+    except (ExportError, SavedModelError) as exc:
         text.error(f"export failed, nothing was written: {exc}")
         return EXIT_FAILED
     except OSError as exc:

@@ -154,7 +154,7 @@ def import_into_store(files: DflModelFiles, store: ModelStore, name: str) -> Non
         raise _dfl_error(exc) from None
     report = ImportReport(
         name=name,
-        model_type=prepared.spec.NAME,
+        model_type=prepared.spec.name,
         folder=store.folder,
         iteration=prepared.iteration,
         seconds=time.perf_counter() - started,

@@ -16,8 +16,6 @@ if TYPE_CHECKING:
 from dfl.ui import text
 from dfl.ui.progress import Progress
 
-MODEL_CHOICES = ("SAEHD", "AMP", "Quick96")
-DEFAULT_MODEL = "Quick96"
 ERROR_REPORT = "last_error.txt"  # the traceback of a failed run, beside the checkpoints
 SKIPPED_LOG = "skipped_{side}_faces.txt"  # in the models folder: every skipped face file, why
 REFUSED_NAMES_SHOWN = 3  # refused face files named in the warning; the log lists them all
@@ -56,7 +54,7 @@ def _folders(args: argparse.Namespace) -> Folders:
 
 
 def _model_type(args: argparse.Namespace) -> str:
-    from dfl.models.registry import canonical_name
+    from dfl.models.registry import DEFAULT_MODEL, MODELS, about, canonical_name
     from dfl.options import Option
     from dfl.ui.prompts import InputClosed, ask_option
 
@@ -67,9 +65,8 @@ def _model_type(args: argparse.Namespace) -> str:
         label="Model",
         type=str,
         default=DEFAULT_MODEL,
-        choices=MODEL_CHOICES,
-        help="SAEHD: high quality, many options. AMP: for real-time use in DeepFaceLive. "
-        "Quick96: 96 px, no questions, a fast start.",
+        choices=tuple(MODELS),
+        help=about(),
     )
     try:
         return canonical_name(ask_option(option, DEFAULT_MODEL))
@@ -172,7 +169,7 @@ def train(args: argparse.Namespace) -> int:
 
     parse_assignments(args.opt)  # a malformed --opt is refused before any folder or question
     from dfl import backend
-    from dfl.models.registry import check_available
+    from dfl.models.registry import canonical_name
     from dfl.store.model_store import ModelStore
     from dfl.store.workspace import model_folder
     from dfl.ui.import_command import dfl_model_to_import
@@ -180,7 +177,7 @@ def train(args: argparse.Namespace) -> int:
     backend_name = backend.select(args.backend)
     text.info("Running trainer.")
     folders = _folders(args)
-    model_type = check_available(_model_type(args))
+    model_type = canonical_name(_model_type(args))
     name = _model_name(args, folders.model_dir, model_type)
     store = ModelStore(model_folder(folders.model_dir, name, model_type))
     # a name with no saved model but DFL files (chosen in the menu, or given) is imported first
@@ -210,7 +207,7 @@ def _train_locked(
     from dfl import backend
     from dfl.cli import EXIT_FAILED, EXIT_OK, UserError
     from dfl.models.registry import load as load_model
-    from dfl.options import model_option_table, parse_assignments, resolve_options
+    from dfl.options import parse_assignments, resolve_options
     from dfl.ui.prompts import answer_from_console, override_gate
 
     with store.lock() as lock_note:
@@ -238,11 +235,11 @@ def _train_locked(
             loaded = store.load()
         spec = load_model(model_type)
 
-        table = model_option_table(spec, gpu_memory)  # SAEHD: device-aware batch default
+        table = tuple(spec.option_table(gpu_memory))  # SAEHD: device-aware batch default
         ask_changeable = False
-        if loaded is not None and spec.ASKS_OPTIONS:
+        if loaded is not None and spec.asks_options:
             ask_changeable = args.override or override_gate()
-        answer = answer_from_console() if spec.ASKS_OPTIONS else None
+        answer = answer_from_console() if spec.asks_options else None
         overrides = parse_assignments(args.opt)
         source = None  # --pretrained-model-dir: its architecture options are this model's too
         if args.pretrained_model_dir and loaded is None:
@@ -329,7 +326,7 @@ def _train_locked(
             backups_kept=int(options.get("autobackup_keep", 8)),
             exit_at_target=not interactive,
             preview_history_every=(
-                _preview_history_every(spec, options) if options.get("write_preview_history") else 0
+                spec.preview_history_every(options) if options.get("write_preview_history") else 0
             ),
         )
         runner = TrainingRunner(lambda: Trainer(setup), schedule)
@@ -347,13 +344,6 @@ def _train_locked(
             return EXIT_FAILED
         text.info("Done.")
         return EXIT_OK
-
-
-def _preview_history_every(spec, options: dict) -> int:
-    """SAEHD asks its options (10·max(1, res // 64)); the others have a fixed period."""
-    if hasattr(spec, "preview_history_every"):
-        return int(spec.preview_history_every(options))
-    return int(spec.PREVIEW_HISTORY_EVERY)
 
 
 def _open_window(no_preview: bool):  # -> PreviewWindow | None

@@ -19,7 +19,13 @@ import numpy as np
 from dfl.data.augment import SCALE_RANGE_SAEHD, AugmentConfig
 from dfl.data.landmarks import face_type_from_code
 from dfl.models.amp import losses as amp_losses
-from dfl.models.amp.network import MORPH_INPUT, AMPArchitecture, AMPAutoencoder, morph_channels
+from dfl.models.amp.network import (
+    FORWARD_PASSES,
+    MORPH_INPUT,
+    AMPArchitecture,
+    AMPAutoencoder,
+    morph_channels,
+)
 from dfl.models.amp.options import ASKS_OPTIONS as ASKS_OPTIONS
 from dfl.models.amp.options import (
     CLIPNORM,
@@ -38,10 +44,11 @@ from dfl.models.amp.options import display_overrides as display_overrides
 from dfl.models.amp.options import option_table as option_table
 from dfl.models.amp.options import preview_history_every as preview_history_every
 from dfl.models.amp.options import summary_options as summary_options
+from dfl.models.contract import ModelSpec, Training
 from dfl.models.saehd.model import (
+    DFL_SCOPES,
     GAN_NETWORK,
-    Training,
-    assemble_training,
+    OPTIMIZER_KEYS,
     build_gan,
     gan_changes,
     gan_group,
@@ -55,6 +62,18 @@ TRAINED_NETWORKS = ("encoder", "decoder")  # the inters stay at their random ini
 FROZEN_NETWORKS = ("inter_src", "inter_dst")
 MORPH_SEED_KEY = 0xA3F  # spawn key of the morph-mask stream (numpy SeedSequence)
 PREVIEW_SEED = 0  # the preview's src -> src morph mask
+EXPORT_LAYOUT = "amp"  # DeepFaceLive wiring with the morph_value input
+# DFL's Model_AMP/Model.py names the dense layer of each inter "dense2" (it has no dense1)
+DFL_LAYER_RENAMES = {"inter_src": {"dense1": "dense2"}, "inter_dst": {"dense1": "dense2"}}
+TINY_OPTIONS = {  # the smallest AMP the option table allows, for tests and dfl bench --quick
+    "resolution": 64,
+    "ae_dims": 32,
+    "inter_dims": 32,
+    "e_dims": 16,
+    "d_dims": 16,
+    "d_mask_dims": 16,
+    "batch_size": 2,
+}
 
 
 # -------------------------------------------------------------------------------- networks
@@ -163,21 +182,6 @@ def augment_configs(options: Mapping[str, Any]) -> tuple[AugmentConfig, AugmentC
     return src, dst
 
 
-def reuses_previous(iteration: int, previous_inputs: dict[str, np.ndarray] | None) -> bool:
-    """AMP draws a fresh batch every iteration."""
-    return False
-
-
-def next_inputs(
-    iteration: int,
-    inputs: dict[str, np.ndarray] | None,
-    previous_inputs: dict[str, np.ndarray] | None,
-) -> dict[str, np.ndarray]:
-    if inputs is None:
-        raise ValueError("AMP needs a fresh batch every iteration")
-    return inputs
-
-
 def step_inputs(
     options: Mapping[str, Any], inputs: dict[str, np.ndarray], iteration: int
 ) -> dict[str, np.ndarray]:
@@ -215,7 +219,7 @@ def make_training(options: Mapping[str, Any], model: AMPAutoencoder) -> Training
     if gan is not None:
         opt = make_optimizer(o, name="GAN_opt")
         groups.append(gan_group(gan, model, amp_losses.gan_discriminator_losses, config, opt))
-    return assemble_training(groups, networks, model)
+    return Training.of(model, groups, OPTIMIZER_KEYS, networks)
 
 
 def fresh_on_resume(
@@ -225,3 +229,25 @@ def fresh_on_resume(
     and its optimizer (docs/training.md §7); AMP never restarts its iteration count."""
     fresh, notes = gan_changes(stored, options)
     return fresh, False, notes
+
+
+SPEC = ModelSpec(
+    name=NAME,
+    build=build,
+    make_training=make_training,
+    augment_configs=augment_configs,
+    batch_size=batch_size,
+    preview=preview,
+    tiny_options=TINY_OPTIONS,
+    option_table=option_table,
+    asks_options=ASKS_OPTIONS,
+    summary_options=summary_options,
+    display_overrides=display_overrides,
+    step_inputs=step_inputs,
+    fresh_on_resume=fresh_on_resume,
+    preview_history_every=preview_history_every,
+    export_layout=lambda options: EXPORT_LAYOUT,
+    dfl_layer_renames=DFL_LAYER_RENAMES,
+    dfl_scopes=DFL_SCOPES,
+    forward_passes=lambda options: FORWARD_PASSES,
+)

@@ -30,6 +30,9 @@ ENCODER_STRIDE_TOTAL = 32  # five stride-2 downscales: the inter works at res / 
 MORPH_INPUT = "morph_mask"  # (B, inter_dims) 0/1 float: 1 = take the channel from inter_src
 PREVIEW_CHUNK = 4  # images per forward pass in predict_*
 NETWORK_NAMES = ("encoder", "inter_src", "inter_dst", "decoder")
+# Forward passes per src+dst pair of each network in the generator step (docs/networks.md §7):
+# dfl bench's FLOPs estimate.
+FORWARD_PASSES = {"encoder": 2, "inter_src": 1, "inter_dst": 2, "decoder": 2}
 OUTPUT_DTYPE = "float32"  # images and masks leave the decoder as float32 (bf16 or not)
 
 

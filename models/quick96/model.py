@@ -3,20 +3,26 @@ docs/networks.md §4 and docs/training.md §4, §6-7."""
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 from keras import ops
 
+from dfl.backend.step import model_group
 from dfl.data.augment import AugmentConfig
+from dfl.models.contract import ModelSpec, Training
 from dfl.nn import losses
+from dfl.nn.autoencoders import FORWARD_PASSES as AUTOENCODER_FORWARD_PASSES
 from dfl.nn.autoencoders import Architecture, DFAutoencoder  # re-exported: quick96.Architecture
 from dfl.nn.optimizers import RMSprop
+from dfl.store.weights import OPTIMIZER_KEY
 from dfl.training.preview import autoencoder_pages
 
 NAME = "Quick96"
-OPTIONS: tuple = ()
 ASKS_OPTIONS = False
+GROUP = "src_dst"  # the one loss group; its optimizer is saved under OPTIMIZER_KEY
 RESOLUTION = 96  # px
 FACE_TYPE = "full_face"
 BATCH_SIZE = 4  # in total, split across GPUs
@@ -26,16 +32,27 @@ REUSE_EVERY = 3  # every 3rd iteration re-trains the previous batch with warped 
 LOSS_WEIGHT = 10.0  # DSSIM, masked MSE and mask MSE are each weighted 10
 MASK_BLUR_PER_PX = 32  # mask blur σ = max(1, res // 32)
 PREVIEW_ROWS = 4  # sample rows on a preview page
-PREVIEW_HISTORY_EVERY = 10  # iterations between preview-history frames (when enabled)
 
 
 QUICK96 = Architecture(RESOLUTION, 128, 64, 64, 16)
-TINY = Architecture(32, 32, 8, 8, 4)  # for tests: same layout, 32 px, a few thousand weights
+TINY = Architecture(32, 32, 8, 8, 4)  # for tests: same layout, 32 px, about 0.8 M weights
+# Quick96 asks nothing; these option keys (not in its option table, so never asked or set with
+# --opt) shrink it for tests and `dfl bench --quick`: resolution and dims of the Architecture.
+ARCH_KEYS = ("resolution", "ae_dims", "e_dims", "d_dims", "d_mask_dims")
+TINY_OPTIONS = {key: getattr(TINY, key) for key in ARCH_KEYS}
 
 
-def build(options: dict | None = None, arch: Architecture = QUICK96) -> DFAutoencoder:
-    """The trainable Quick96 autoencoder (options are ignored: Quick96 asks nothing)."""
-    return DFAutoencoder(arch)
+def architecture(options: Mapping[str, Any] | None = None) -> Architecture:
+    """QUICK96, with any of ARCH_KEYS the options hold (tests: TINY_OPTIONS)."""
+    given = {key: int(options[key]) for key in ARCH_KEYS if options and key in options}
+    return dataclasses.replace(QUICK96, **given)
+
+
+def build(
+    options: Mapping[str, Any] | None = None, arch: Architecture | None = None
+) -> DFAutoencoder:
+    """The trainable Quick96 autoencoder (`arch`, else architecture(options))."""
+    return DFAutoencoder(arch or architecture(options))
 
 
 def predict_preview(
@@ -68,11 +85,18 @@ def compute_losses(outputs: dict, inputs: dict) -> dict:
     return {"loss": ops.sum(src + dst), "src_loss": ops.mean(src), "dst_loss": ops.mean(dst)}
 
 
-def make_optimizer(options: dict | None = None) -> RMSprop:
+def make_optimizer(options: Mapping[str, Any] | None = None) -> RMSprop:
     return RMSprop(learning_rate=LR, lr_dropout=LR_DROPOUT_KEEP)
 
 
-def batch_size(options: dict | None, n_devices: int) -> int:
+def make_training(options: Mapping[str, Any], model: DFAutoencoder) -> Training:
+    """One loss group (`src_dst`: compute_losses on every weight), its RMSprop saved under
+    "optimizer" as in every Quick96 checkpoint."""
+    group = model_group(model, compute_losses, make_optimizer(options), name=GROUP)
+    return Training.of(model, [group], {GROUP: OPTIMIZER_KEY})
+
+
+def batch_size(options: Mapping[str, Any] | None, n_devices: int) -> int:
     """4 in total: n_gpu · max(1, 4 // n_gpu) (4 on the CPU or one GPU)."""
     n = max(1, n_devices)
     return n * max(1, BATCH_SIZE // n)
@@ -100,15 +124,35 @@ def next_inputs(
     return inputs
 
 
-def augment_configs(options: dict | None = None) -> tuple[AugmentConfig, AugmentConfig]:
+def augment_configs(
+    options: Mapping[str, Any] | None = None,
+) -> tuple[AugmentConfig, AugmentConfig]:
     """Both sides: 96 px full face, always warped, DFL's default affine ranges, no flips."""
-    config = AugmentConfig(resolution=RESOLUTION, face_type=FACE_TYPE, random_warp=True)
+    resolution = architecture(options).resolution
+    config = AugmentConfig(resolution=resolution, face_type=FACE_TYPE, random_warp=True)
     return config, config
 
 
 def preview(
-    model: DFAutoencoder, inputs: dict[str, np.ndarray], fixed: bool = False
+    model: DFAutoencoder, inputs: Mapping[str, np.ndarray], fixed: bool = False
 ) -> list[tuple[str, np.ndarray]]:
     """The "Quick96" and "Quick96 masked" pages, run on the unwarped targets (every row, so
     `fixed`, the preview-history flag, changes nothing)."""
-    return autoencoder_pages(NAME, model, inputs)
+    return autoencoder_pages(NAME, model, dict(inputs))
+
+
+SPEC = ModelSpec(
+    name=NAME,
+    build=build,
+    make_training=make_training,
+    augment_configs=augment_configs,
+    batch_size=batch_size,
+    preview=preview,
+    tiny_options=TINY_OPTIONS,
+    asks_options=ASKS_OPTIONS,
+    reuses_previous=reuses_previous,
+    next_inputs=next_inputs,
+    export_layout=lambda options: "df",
+    dfl_optimizer_files={OPTIMIZER_KEY: "src_dst_opt"},  # DFL: <name>_Quick96_src_dst_opt.npy
+    forward_passes=lambda options: AUTOENCODER_FORWARD_PASSES["df"],
+)

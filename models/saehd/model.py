@@ -9,14 +9,15 @@ The option table lives in models/saehd/options.py and is re-exported here.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 from keras import ops
 
+from dfl.backend.step import LossGroup, model_group
 from dfl.data.augment import SCALE_RANGE_SAEHD, AugmentConfig
 from dfl.data.landmarks import face_type_from_code
+from dfl.models.contract import ModelSpec, Training
 from dfl.models.saehd import losses as saehd_losses
 from dfl.models.saehd.options import (  # the option table and its helpers belong to this model
     ASKS_OPTIONS as ASKS_OPTIONS,
@@ -42,6 +43,7 @@ from dfl.models.saehd.options import display_overrides as display_overrides
 from dfl.models.saehd.options import option_table as option_table
 from dfl.models.saehd.options import preview_history_every as preview_history_every
 from dfl.models.saehd.options import summary_options as summary_options
+from dfl.nn.autoencoders import FORWARD_PASSES as AUTOENCODER_FORWARD_PASSES
 from dfl.nn.autoencoders import (
     Architecture,
     DFAutoencoder,
@@ -187,21 +189,6 @@ def augment_configs(options: Mapping[str, Any]) -> tuple[AugmentConfig, AugmentC
     return src, dst
 
 
-def reuses_previous(iteration: int, previous_inputs: dict[str, np.ndarray] | None) -> bool:
-    """SAEHD draws a fresh batch every iteration."""
-    return False
-
-
-def next_inputs(
-    iteration: int,
-    inputs: dict[str, np.ndarray] | None,
-    previous_inputs: dict[str, np.ndarray] | None,
-) -> dict[str, np.ndarray]:
-    if inputs is None:
-        raise ValueError("SAEHD needs a fresh batch every iteration")
-    return inputs
-
-
 # ---------------------------------------------------------------------------------- losses
 REPORTED = ("loss", "src_loss", "dst_loss")
 
@@ -236,17 +223,17 @@ CODE_DISCRIMINATOR = "code_discriminator"
 GAN_NETWORK = "GAN"
 # a change of either re-initialises the GAN (docs/training.md §7)
 GAN_SHAPE_OPTIONS = ("gan_patch_size", "gan_dims")
-
-
-@dataclass
-class Training:
-    """What the trainer needs beyond the autoencoder: the loss groups in step order, the extra
-    networks saved beside the autoencoder's, and each group's optimizer under its checkpoint key."""
-
-    groups: list[Any]
-    networks: dict[str, Any] = field(default_factory=dict)
-    optimizers: dict[str, Any] = field(default_factory=dict)
-    models: list[Any] = field(default_factory=list)
+# DFL's TF scope of a network where it differs from its file name (its optimizer files name
+# the accumulators by scope: DFL's Model_SAEHD/Model.py); shared with AMP
+DFL_SCOPES = {GAN_NETWORK: "D_src", CODE_DISCRIMINATOR: "dis"}
+TINY_OPTIONS = {  # the smallest SAEHD the option table allows, for tests and dfl bench --quick
+    "resolution": 64,
+    "ae_dims": 32,
+    "e_dims": 16,
+    "d_dims": 16,
+    "d_mask_dims": 16,
+    "batch_size": 2,
+}
 
 
 def _gan_dims(options: Mapping[str, Any]) -> int:
@@ -268,38 +255,22 @@ def build_gan(options: Mapping[str, Any]) -> Any:
 
 def generator_group(
     model: Any, variables: list[Any], compute_losses: Callable[[dict, dict], dict], optimizer: Any
-) -> Any:
+) -> LossGroup:
     """The `src_dst` loss group: the autoencoder's losses on its own outputs."""
-    from dfl.backend.step import LossGroup
-
-    def generator(inputs: dict, training: bool) -> dict:
-        return compute_losses(model(inputs, training=training), inputs)
-
-    return LossGroup(G_GROUP, variables, optimizer, generator)
+    return model_group(model, compute_losses, optimizer, name=G_GROUP, variables=variables)
 
 
 def gan_group(
     gan: Any, model: Any, discriminator_losses: Callable[..., dict], config: Any, optimizer: Any
-) -> Any:
+) -> LossGroup:
     """The `GAN` loss group: `discriminator_losses(gan, outputs, inputs, config)` on the
     autoencoder's outputs, training the discriminator only."""
-    from dfl.backend.step import LossGroup
 
     def gan_step(inputs: dict, training: bool) -> dict:
         outputs = model(inputs, training=training)
         return discriminator_losses(gan, outputs, inputs, config)
 
     return LossGroup(GAN_GROUP, gan.trainable_variables, optimizer, gan_step)
-
-
-def assemble_training(groups: list[Any], networks: dict[str, Any], model: Any) -> Training:
-    """Training from its groups in step order: each optimizer built for its group's variables
-    and saved under the group's checkpoint key."""
-    for group in groups:
-        if not group.optimizer.built:
-            group.optimizer.build(list(group.variables))
-    optimizers = {OPTIMIZER_KEYS[group.name]: group.optimizer for group in groups}
-    return Training(groups, networks, optimizers, [model, *networks.values()])
 
 
 def gan_changes(
@@ -322,7 +293,6 @@ def make_training(options: Mapping[str, Any], model: SAEHDModel) -> Training:
     the true-face code discriminator (`D_code`, df with true_face_power, not pretraining), then
     the patch GAN (`GAN`, gan_power > 0, not pretraining); each with its own optimizer
     (optimizer_settings, own counters)."""
-    from dfl.backend.step import LossGroup
     from dfl.nn.discriminators import build_code_discriminator
 
     o = effective_options(full_options(options))
@@ -354,7 +324,7 @@ def make_training(options: Mapping[str, Any], model: SAEHDModel) -> Training:
     if gan is not None:
         opt = make_optimizer(o, name="GAN_opt")
         groups.append(gan_group(gan, model, saehd_losses.gan_discriminator_losses, config, opt))
-    return assemble_training(groups, networks, model)
+    return Training.of(model, groups, OPTIMIZER_KEYS, networks)
 
 
 def fresh_on_resume(
@@ -378,3 +348,28 @@ def fresh_on_resume(
         )
     gan_fresh, gan_notes = gan_changes(stored, options)
     return fresh | gan_fresh, reset, notes + gan_notes
+
+
+def layout(options: Mapping[str, Any]) -> str:
+    """ "df" or "liae": how the networks are wired (also for the DeepFaceLive export)."""
+    return parse_archi(full_options(options)["archi"])[0]
+
+
+SPEC = ModelSpec(
+    name=NAME,
+    build=build,
+    make_training=make_training,
+    augment_configs=augment_configs,
+    batch_size=batch_size,
+    preview=preview,
+    tiny_options=TINY_OPTIONS,
+    option_table=option_table,
+    asks_options=ASKS_OPTIONS,
+    summary_options=summary_options,
+    display_overrides=display_overrides,
+    fresh_on_resume=fresh_on_resume,
+    preview_history_every=preview_history_every,
+    export_layout=layout,
+    dfl_scopes=DFL_SCOPES,
+    forward_passes=lambda options: AUTOENCODER_FORWARD_PASSES[layout(options)],
+)

@@ -6,11 +6,13 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from dfl.models.registry import DFL_MODELS
+
 DATA_SUFFIX = "_data.dat"
 WEIGHTS_SUFFIX = ".npy"
 SUMMARY_SUFFIX = "_summary.txt"
-# DFL's trainable face-swap models (XSeg is out of scope, decision 22).
-MODEL_CLASSES = ("SAEHD", "AMP", "Quick96")
+# DFL's trainable face-swap models that dfl has (XSeg is out of scope, decision 22).
+MODEL_CLASSES = DFL_MODELS
 
 
 @dataclass(frozen=True)

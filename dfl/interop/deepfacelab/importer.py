@@ -8,7 +8,6 @@ import contextlib
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -17,10 +16,10 @@ from dfl.interop.deepfacelab.files import DflModelFiles
 from dfl.interop.deepfacelab.mapping import Problems, map_network, optimizer_values
 from dfl.interop.deepfacelab.options import convert_options
 from dfl.interop.deepfacelab.reader import DflData, DflModelError, read_data, read_weights
+from dfl.models.contract import ModelSpec
 from dfl.options import OptionError
+from dfl.store.weights import PREVIEW_SAMPLES_KEY, weights_to_arrays
 
-# The project's optimizer checkpoint key -> DFL's optimizer file part (Quick96 has one optimizer).
-DFL_OPTIMIZER_PART = {"optimizer": "src_dst_opt"}
 IMPORTED_DEVICE_LINES = ["Imported from DeepFaceLab"]
 PREVIEW_ARRAYS = ("warped", "target", "mask", "em")  # DFL's sample order per side
 
@@ -43,7 +42,7 @@ class PreparedImport:
     """A DFL model read, mapped and checked, ready to be written (or used as pretrained)."""
 
     files: DflModelFiles
-    spec: ModuleType
+    spec: ModelSpec
     options: dict[str, Any]
     iteration: int
     groups: dict[str, dict[str, np.ndarray]]  # checkpoint group -> arrays, as the trainer saves
@@ -65,17 +64,10 @@ class _Built:
     optimizers: dict[str, Any]
 
 
-def _build(spec: ModuleType, options: dict[str, Any]) -> _Built:
+def _build(spec: ModelSpec, options: dict[str, Any]) -> _Built:
     """The model, its saved networks and optimizers, built as the Trainer builds them."""
-    from dfl.training.trainer import OPTIMIZER_KEY
-
     model = spec.build(options)
-    make_training = getattr(spec, "make_training", None)
-    if make_training is None:
-        optimizer = spec.make_optimizer(options)
-        optimizer.build(model.trainable_variables)
-        return _Built(model, dict(model.networks), {OPTIMIZER_KEY: optimizer})
-    training = make_training(options, model)
+    training = spec.make_training(options, model)
     return _Built(model, {**model.networks, **training.networks}, dict(training.optimizers))
 
 
@@ -107,7 +99,6 @@ def prepare_import(files: DflModelFiles) -> PreparedImport:
     Keras must be importable (the backend chosen); the model is built to learn its variables.
     """
     from dfl.models.registry import load as load_model
-    from dfl.training.trainer import PREVIEW_SAMPLES_KEY
 
     spec = load_model(files.model_class)
     if not files.data_path.is_file():
@@ -121,9 +112,10 @@ def prepare_import(files: DflModelFiles) -> PreparedImport:
     built = _build(spec, options)
     problems = Problems()
     parts = set(files.parts())
-    groups = _import_networks(files, built, parts, problems, notes)
-    groups.update(_import_optimizers(files, built, parts, problems, notes))
-    used = set(built.networks) | {DFL_OPTIMIZER_PART.get(k, k) for k in built.optimizers}
+    groups = _import_networks(files, spec, built, parts, problems, notes)
+    groups.update(_import_optimizers(files, spec, built, parts, problems, notes))
+    dfl_files = spec.dfl_optimizer_files
+    used = set(built.networks) | {dfl_files.get(k, k) for k in built.optimizers}
     for part in sorted(parts - used):
         notes.append(f"{files.part_path(part).name} is not used by these options; not imported")
     if problems:
@@ -143,17 +135,20 @@ def prepare_import(files: DflModelFiles) -> PreparedImport:
 
 
 def _import_networks(
-    files: DflModelFiles, built: _Built, parts: set[str], problems: Problems, notes: list[str]
+    files: DflModelFiles,
+    spec: ModelSpec,
+    built: _Built,
+    parts: set[str],
+    problems: Problems,
+    notes: list[str],
 ) -> dict[str, dict[str, np.ndarray]]:
     """Each network's checkpoint group, its variables set from DFL's file of the same name."""
-    from dfl.training.trainer import weights_to_arrays
-
     groups: dict[str, dict[str, np.ndarray]] = {}
     for name, network in built.networks.items():
         path = files.part_path(name)
         if name in parts:
             weights = read_weights(path)
-            values = map_network(name, network.weights, weights, path, files.model_class, problems)
+            values = map_network(name, network.weights, weights, path, spec, problems)
             if len(values) == len(network.weights):
                 for variable, value in zip(network.weights, values, strict=True):
                     variable.assign(value)
@@ -167,19 +162,23 @@ def _import_networks(
 
 
 def _import_optimizers(
-    files: DflModelFiles, built: _Built, parts: set[str], problems: Problems, notes: list[str]
+    files: DflModelFiles,
+    spec: ModelSpec,
+    built: _Built,
+    parts: set[str],
+    problems: Problems,
+    notes: list[str],
 ) -> dict[str, dict[str, np.ndarray]]:
-    """Each optimizer's checkpoint group, from DFL's optimizer file where there is one."""
-    from dfl.training.trainer import weights_to_arrays
-
+    """Each optimizer's checkpoint group, from DFL's optimizer file where there is one (the
+    model's `dfl_optimizer_files` name the files whose part differs from the key)."""
     owners = {id(v): name for name, net in built.networks.items() for v in net.weights}
     groups: dict[str, dict[str, np.ndarray]] = {}
     for key, optimizer in built.optimizers.items():
-        part = DFL_OPTIMIZER_PART.get(key, key)
+        part = spec.dfl_optimizer_files.get(key, key)
         if part in parts:
             path = files.part_path(part)
             weights = read_weights(path)
-            values = optimizer_values(optimizer, weights, path, files.model_class, problems, owners)
+            values = optimizer_values(optimizer, weights, path, spec, problems, owners)
             for index, value in values.items():
                 optimizer.variables[index].assign(value)
         else:
@@ -229,7 +228,7 @@ def _write(prepared: PreparedImport, store: Any, name: str) -> Path:
     history.append(prepared.loss_rows)
     rows = history.flush()
     state = ModelState(
-        model_type=prepared.spec.NAME,
+        model_type=prepared.spec.name,
         name=name,
         iteration=prepared.iteration,
         options=dict(prepared.options),
@@ -297,7 +296,7 @@ def import_dfl_model(
         raise
     return ImportReport(
         name=name,
-        model_type=prepared.spec.NAME,
+        model_type=prepared.spec.name,
         folder=folder,
         iteration=prepared.iteration,
         seconds=time.perf_counter() - started,

@@ -15,24 +15,20 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from dfl.models.contract import ModelSpec
 
 TF_SUFFIX = ":0"
 KERAS_TO_DFL_LEAF = {"kernel": "weight", "bias": "bias"}
 ITERS_KEY = "iters"
-# Layers whose DFL name differs from the project's, per (model class, network).
-LAYER_RENAMES: dict[tuple[str, str], dict[str, str]] = {
-    ("AMP", "inter_src"): {"dense1": "dense2"},
-    ("AMP", "inter_dst"): {"dense1": "dense2"},
-}
-# DFL's TF scope of a network where it differs from its file name (accumulator names use it).
-DFL_SCOPES = {"GAN": "D_src", "code_discriminator": "dis"}
-# Optimizer slot variables of dfl.nn.optimizers (attribute, DFL key prefix) per optimizer class.
-OPTIMIZER_SLOTS: dict[str, tuple[tuple[str, str], ...]] = {
-    "AdaBelief": (("_ms", "ms"), ("_vs", "vs")),
-    "RMSprop": (("_accumulators", "acc"),),
+# DFL's key prefix of each slot of dfl.nn.optimizers' optimizers (their `slots()` names).
+OPTIMIZER_SLOT_PREFIXES: dict[str, dict[str, str]] = {
+    "AdaBelief": {"ms": "ms", "vs": "vs"},
+    "RMSprop": {"acc": "acc"},
 }
 
 
@@ -55,10 +51,11 @@ def _relative(path: str, network: str) -> str:
     return path[len(prefix) :] if path.startswith(prefix) else path
 
 
-def dfl_weight_name(variable_path: str, network: str, model_class: str) -> str:
-    """DFL's key (without `:0`) of a project variable in its network's file."""
+def dfl_weight_name(variable_path: str, network: str, spec: ModelSpec) -> str:
+    """DFL's key (without `:0`) of a project variable in its network's file; the model's
+    `dfl_layer_renames` give the layers DFL names differently."""
     layer, _, leaf = _relative(variable_path, network).rpartition("/")
-    layer = LAYER_RENAMES.get((model_class, network), {}).get(layer, layer)
+    layer = spec.dfl_layer_renames.get(network, {}).get(layer, layer)
     return f"{layer}/{KERAS_TO_DFL_LEAF.get(leaf, leaf)}"
 
 
@@ -75,7 +72,7 @@ def map_network(
     variables: Sequence[Any],
     weights: Mapping[str, np.ndarray],
     path: Path,
-    model_class: str,
+    spec: ModelSpec,
     problems: Problems,
 ) -> list[np.ndarray]:
     """One array per variable, in order, from a DFL network file; problems name each weight
@@ -84,7 +81,7 @@ def map_network(
     values: list[np.ndarray] = []
     used: set[str] = set()
     for variable in variables:
-        name = dfl_weight_name(variable.path, network, model_class)
+        name = dfl_weight_name(variable.path, network, spec)
         shape = tuple(variable.shape)
         array = by_name.get(name)
         if array is None:
@@ -108,27 +105,27 @@ def optimizer_values(
     optimizer: Any,
     weights: Mapping[str, np.ndarray],
     path: Path,
-    model_class: str,
+    spec: ModelSpec,
     problems: Problems,
     owners: Mapping[int, str],
 ) -> dict[int, np.ndarray]:
     """Values for an optimizer's variables (by index in `optimizer.variables`) from DFL's
     optimizer file: each slot of each trained weight, and the iteration counter. `owners` maps
     id(weight variable) to the name of its network."""
-    slots = OPTIMIZER_SLOTS.get(type(optimizer).__name__)
-    if slots is None:
+    prefixes = OPTIMIZER_SLOT_PREFIXES.get(type(optimizer).__name__)
+    if prefixes is None:
         problems.add(path, f"the project's {type(optimizer).__name__} has no DFL counterpart")
         return {}
     by_name = {strip_tf_suffix(k): v for k, v in weights.items()}
     index_of = {id(v): i for i, v in enumerate(optimizer.variables)}
     values: dict[int, np.ndarray] = {}
     used: set[str] = set()
-    for attr, prefix in slots:
-        pairs = zip(optimizer._trainable_variables, getattr(optimizer, attr), strict=True)
+    for slot_name, pairs in optimizer.slots().items():
+        prefix = prefixes[slot_name]
         for variable, slot in pairs:
             network = owners[id(variable)]
-            weight = dfl_weight_name(variable.path, network, model_class)
-            name = f"{prefix}_{DFL_SCOPES.get(network, network)}/{weight}_0"
+            weight = dfl_weight_name(variable.path, network, spec)
+            name = f"{prefix}_{spec.dfl_scopes.get(network, network)}/{weight}_0"
             array = by_name.get(name)
             shape = tuple(slot.shape)
             if array is None:

@@ -4,10 +4,10 @@ model's own option table; project-only options take their defaults."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from types import ModuleType
 from typing import Any
 
-from dfl.options import Option, model_option_table, resolve_options
+from dfl.models.contract import ModelSpec
+from dfl.options import Option, resolve_options
 
 # Old DFL versions stored lr_dropout as a bool; DFL itself maps it to its choices.
 LR_DROPOUT_FROM_BOOL = {True: "y", False: "n"}
@@ -16,13 +16,13 @@ DFL_ONLY = frozenset({"choosed_gpu_indexes"})
 NOT_STORED = " was not stored with the model; using "  # dfl.options.resolve_options' note
 
 
-def option_table(spec: ModuleType) -> tuple[Option, ...]:
+def option_table(spec: ModelSpec) -> tuple[Option, ...]:
     """The model's whole option table, as `dfl train` uses it (CPU batch-size suggestion)."""
-    return model_option_table(spec)
+    return tuple(spec.option_table(None))
 
 
 def convert_options(
-    spec: ModuleType, dfl_options: Mapping[str, Any]
+    spec: ModelSpec, dfl_options: Mapping[str, Any]
 ) -> tuple[dict[str, Any], list[str]]:
     """(the project's options, notes) from DFL's options of a model of `spec`.
 

@@ -16,23 +16,13 @@ from typing import Any
 from dfl.interop.deepfacelive import contract
 from dfl.interop.deepfacelive.errors import ExportError
 from dfl.interop.deepfacelive.verify import Verification, verify_file
+from dfl.models.loading import SavedModel
 
 # Not fsutil's temp mark: a trainer saving this model meanwhile removes fsutil temp files here.
 EXPORT_TEMP_MARK = ".exporting-"
 MODEL_FILE_SUFFIX = "_model" + contract.DFM_SUFFIX  # DFL: <name>_<Model>_model.dfm
 MAX_ONNX_BYTES = (1 << 31) - 1  # protobuf's limit for one message: a .dfm is a single file
 GIB = 1 << 30
-
-
-@dataclass(frozen=True)
-class SavedModel:
-    """A saved model's networks with their trained weights, ready to export."""
-
-    model_type: str
-    name: str
-    iteration: int
-    folder: Path
-    networks: Mapping[str, Any]
 
 
 @dataclass(frozen=True)
@@ -48,36 +38,6 @@ class ExportResult:
 def default_output(folder: Path) -> Path:
     """`<model folder>/<name>_<Model>_model.dfm`, DFL's file name, inside the model's folder."""
     return Path(folder) / f"{Path(folder).name}{MODEL_FILE_SUFFIX}"
-
-
-def load_saved_model(folder: Path | str) -> SavedModel:
-    """Build the model of a saved folder and load its newest whole checkpoint's weights.
-
-    Keras must be imported (with the backend and device chosen) before this is called."""
-    import keras
-
-    from dfl.models.registry import load as load_spec
-    from dfl.store.model_store import ModelStore
-    from dfl.training.trainer import (  # the trainer's own weight mapping
-        TrainingError,
-        assign_arrays,
-    )
-
-    keras.config.set_dtype_policy("float32")  # DeepFaceLive computes in float32 (bf16 training)
-    folder = Path(folder)
-    loaded = ModelStore(folder).load()
-    state = loaded.state
-    spec = load_spec(state.model_type)
-    model = spec.build(state.options)
-    networks = dict(model.networks)
-    for name, network in networks.items():
-        if not loaded.has(name):
-            raise ExportError(f"{loaded.path} has no weights for {name}")
-        try:
-            assign_arrays(network.weights, loaded.arrays(name), name)
-        except TrainingError as exc:
-            raise ExportError(f"cannot load {folder.name}: {exc}") from None
-    return SavedModel(state.model_type, state.name, state.iteration, folder, networks)
 
 
 def _temp_path(path: Path) -> Path:
@@ -100,9 +60,11 @@ def write_dfm(
     quantize: bool = False,
     graph_name: str = "dfl",
     doc: str = "",
+    layout: str | None = None,
 ) -> ExportResult:
-    """Convert `networks` (a df, liae or AMP layout) to a .dfm at `path`, checked with
-    onnxruntime against the networks; ExportError (with nothing written) when anything fails."""
+    """Convert `networks` (a df, liae or AMP layout: `layout`, else as their names say) to a
+    .dfm at `path`, checked with onnxruntime against the networks; ExportError (with nothing
+    written) when anything fails."""
     import onnx
 
     from dfl.interop.deepfacelive.wiring import build_onnx
@@ -112,7 +74,7 @@ def write_dfm(
     if not path.parent.is_dir():
         raise ExportError(f"folder {path.parent} does not exist")
     start = time.perf_counter()
-    proto = build_onnx(networks, graph_name, quantize=quantize, doc=doc)
+    proto = build_onnx(networks, graph_name, quantize=quantize, doc=doc, layout=layout)
     size = proto.ByteSize()
     if size > MAX_ONNX_BYTES:
         hint = "" if quantize else "; export quantized to halve the conv weights"
@@ -130,7 +92,7 @@ def write_dfm(
         _write_synced(temp, data)
         convert_s = time.perf_counter() - start
         start = time.perf_counter()
-        verification = verify_file(temp, networks, quantized=quantize)
+        verification = verify_file(temp, networks, quantized=quantize, layout=layout)
         verify_s = time.perf_counter() - start
         replace_file(temp, path)
     except BaseException:
@@ -147,4 +109,13 @@ def export_saved_model(
     """Write `model` as a .dfm (default path: default_output(model.folder))."""
     path = Path(output) if output is not None else default_output(model.folder)
     doc = f"{model.name}_{model.model_type} at iteration {model.iteration}, exported by dfl"
-    return write_dfm(model.networks, path, quantize=quantize, graph_name=model.model_type, doc=doc)
+    if model.export_layout is None:
+        raise ExportError(f"{model.model_type} models cannot be exported to DeepFaceLive")
+    return write_dfm(
+        model.networks,
+        path,
+        quantize=quantize,
+        graph_name=model.model_type,
+        doc=doc,
+        layout=model.export_layout,
+    )

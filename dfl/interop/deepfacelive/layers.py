@@ -19,6 +19,7 @@ from dfl.interop.deepfacelive.errors import UnsupportedLayerError
 from dfl.interop.deepfacelive.graph import OnnxGraph
 from dfl.nn import autoencoders as archi
 from dfl.nn import blocks as nn
+from dfl.nn.keras_internals import producer
 
 NHWC_TO_NCHW_AXIS = {0: 0, 1: 2, 2: 3, 3: 1}  # a Keras axis of a rank-4 tensor -> ONNX axis
 KERNEL_TO_OIHW = (3, 2, 0, 1)  # Keras conv kernel (kh, kw, in, out) -> ONNX (out, in, kh, kw)
@@ -67,11 +68,10 @@ class Converter:
     def _tensor(self, tensor: Any, values: dict[int, str], prefix: str) -> str:
         if id(tensor) in values:
             return values[id(tensor)]
-        history = getattr(tensor, "_keras_history", None)
-        if history is None:
+        made_by = producer(tensor)
+        if made_by is None:
             raise UnsupportedLayerError(f"{tensor!r} is not a functional Keras tensor")
-        operation, node_index, _ = history
-        node = operation._inbound_nodes[node_index]
+        operation, node = made_by
         sources = list(node.input_tensors)
         inputs = [self._tensor(t, values, prefix) for t in sources]
         shapes = [tuple(t.shape) for t in sources]

@@ -126,16 +126,19 @@ def check_names(session: Any) -> None:
 
 
 def verify_file(
-    path: Path | str, networks: Mapping[str, Any], quantized: bool = False
+    path: Path | str,
+    networks: Mapping[str, Any],
+    quantized: bool = False,
+    layout: str | None = None,
 ) -> Verification:
-    """Open the .dfm as DeepFaceLive does and compare it with the Keras networks on fixed
-    random faces; VerificationError says what failed."""
+    """Open the .dfm as DeepFaceLive does and compare it with the Keras networks (wired as
+    `layout`, see wiring.layout_of) on fixed random faces; VerificationError says what failed."""
     from dfl.interop.deepfacelive.wiring import has_morph, reference_outputs, resolution_of
 
     session = open_session(path)
     info = check_inputs(session.get_inputs())
     check_names(session)
-    if info.resolution != resolution_of(networks) or info.has_morph != has_morph(networks):
+    if info.resolution != resolution_of(networks) or info.has_morph != has_morph(networks, layout):
         raise VerificationError(
             f"the file is a {info.resolution} px model{' with morph' if info.has_morph else ''}, "
             "not the one exported"
@@ -149,7 +152,7 @@ def verify_file(
         morphs: tuple[float, ...] = (0.0,)
         if info.has_morph:
             morphs = VERIFY_MORPHS if i == 0 else (DEFAULT_MORPH,)
-        wanted = reference_outputs(networks, images, morphs if info.has_morph else (None,))
+        wanted = reference_outputs(networks, images, morphs if info.has_morph else (None,), layout)
         for morph, want in zip(morphs, wanted, strict=True):
             got = run(session, info, images, morph)
             for name, a, b in zip(contract.OUTPUTS, got, want, strict=True):

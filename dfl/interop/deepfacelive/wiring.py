@@ -41,9 +41,17 @@ Outputs = tuple[str, str, str]  # ONNX names of the dst mask, the swapped face a
 KerasOutputs = tuple[np.ndarray, np.ndarray, np.ndarray]  # the same as Keras computes them
 
 
-def layout_of(networks: Networks) -> str:
-    """'df', 'liae' or 'amp' from the networks' names; ExportError for anything else."""
+def layout_of(networks: Networks, layout: str | None = None) -> str:
+    """`layout` (a model's ModelSpec.export_layout) when given and the networks have its parts,
+    else 'df', 'liae' or 'amp' from the networks' names; ExportError for anything else."""
     names = set(networks)
+    if layout is not None:
+        if layout not in LAYOUTS:
+            raise ExportError(f"unknown export layout {layout!r}: choose from {', '.join(LAYOUTS)}")
+        missing = [n for n in LAYOUTS[layout] if n not in names]
+        if missing:
+            raise ExportError(f"the {layout} layout needs networks {', '.join(missing)}")
+        return layout
     for layout, needed in LAYOUTS.items():
         if set(needed) <= names:
             return layout
@@ -54,8 +62,8 @@ def layout_of(networks: Networks) -> str:
     )
 
 
-def has_morph(networks: Networks) -> bool:
-    return layout_of(networks) in MORPH_LAYOUTS
+def has_morph(networks: Networks, layout: str | None = None) -> bool:
+    return layout_of(networks, layout) in MORPH_LAYOUTS
 
 
 def resolution_of(networks: Networks) -> int:
@@ -120,10 +128,15 @@ WIRES: dict[str, Callable[[Converter, Networks, str, str | None], Outputs]] = {
 
 
 def build_onnx(
-    networks: Networks, graph_name: str, quantize: bool = False, doc: str = ""
+    networks: Networks,
+    graph_name: str,
+    quantize: bool = False,
+    doc: str = "",
+    layout: str | None = None,
 ) -> onnx.ModelProto:
-    """The .dfm ONNX model of these networks: NHWC in and out, NCHW inside."""
-    layout = layout_of(networks)
+    """The .dfm ONNX model of these networks (wired as `layout`, else as their names say):
+    NHWC in and out, NCHW inside."""
+    layout = layout_of(networks, layout)
     res = resolution_of(networks)
     graph = OnnxGraph(quantize)
     for name in (contract.IN_FACE, contract.MORPH_VALUE, *contract.OUTPUTS):
@@ -159,11 +172,14 @@ def morph_mask(channels: int, morph: float) -> np.ndarray:
 
 
 def reference_outputs(
-    networks: Networks, images: np.ndarray, morphs: Sequence[float | None] = (None,)
+    networks: Networks,
+    images: np.ndarray,
+    morphs: Sequence[float | None] = (None,),
+    layout: str | None = None,
 ) -> list[KerasOutputs]:
     """(dst mask, swapped face, its mask) computed by Keras, NHWC numpy, for each morph value
     (ignored without morph); the encoder and the dst mask are computed once."""
-    layout = layout_of(networks)
+    layout = layout_of(networks, layout)
     x = np.asarray(images, dtype=np.float32)
     with blocks.no_grad():
         features = _run(networks["encoder"], x)[0]
