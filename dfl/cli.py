@@ -9,14 +9,10 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from dfl import __version__
+from dfl.backend import BACKENDS
+from dfl.errors import EXIT_CANCELLED, EXIT_OK, EXIT_USAGE
 from dfl.errors import UserError as UserError  # one class, also under `python -m dfl.cli`
-
-EXIT_OK = 0
-EXIT_FAILED = 1  # training stopped with an error
-EXIT_USAGE = 2  # the user's input cannot be used (missing folder, bad option, ...)
-EXIT_CANCELLED = 130  # Ctrl+C at a prompt
-
-BACKENDS = ("tensorflow", "jax", "torch")
+from dfl.models.registry import DFL_MODELS, MODEL_NAMES
 
 
 def _add_train_parser(sub: argparse._SubParsersAction) -> None:
@@ -26,7 +22,7 @@ def _add_train_parser(sub: argparse._SubParsersAction) -> None:
         description="Train a face-swap model. Without folder flags it uses ./workspace "
         "(data_src/aligned, data_dst/aligned, model), creating it if missing.",
     )
-    p.add_argument("--model", help="model type: SAEHD, AMP or Quick96 (asked if omitted)")
+    p.add_argument("--model", help=f"model type: {MODEL_NAMES} (asked if omitted)")
     p.add_argument(
         "--name", help="model name: an existing model is resumed, a new name creates one"
     )
@@ -93,7 +89,7 @@ def _add_export_parser(sub: argparse._SubParsersAction) -> None:
         "onnxruntime before it is reported written. Asks for the model (the train menu) and "
         "'Export quantized?' unless given by flags.",
     )
-    p.add_argument("--model", help="model type: SAEHD, AMP or Quick96 (asked if omitted)")
+    p.add_argument("--model", help=f"model type: {MODEL_NAMES} (asked if omitted)")
     p.add_argument("--name", help="name of the saved model (menu if omitted)")
     p.add_argument("--workspace", type=Path, help="workspace folder (default: ./workspace)")
     p.add_argument("--model-dir", type=Path, help="folder holding the saved models")
@@ -121,11 +117,11 @@ def _add_import_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "import",
         help="import a DeepFaceLab model (<name>_<Class>_data.dat + .npy files) to train it here",
-        description="Import a model DeepFaceLab trained (SAEHD, AMP, Quick96) from its model "
+        description=f"Import a model DeepFaceLab trained ({', '.join(DFL_MODELS)}) from its model "
         "folder into this project's format, in the same folder. DFL's files are left untouched.",
     )
     p.add_argument("--model-dir", type=Path, required=True, help="folder with DFL's model files")
-    p.add_argument("--model", help="model class to import: SAEHD, AMP or Quick96")
+    p.add_argument("--model", help="model class to import: " + ", ".join(DFL_MODELS))
     p.add_argument("--force-model-name", help="name of the DFL model (when there are several)")
     p.add_argument("--new-name", help="name of the imported model (default: the DFL name)")
     p.set_defaults(func=_run_import)
@@ -133,7 +129,7 @@ def _add_import_parser(sub: argparse._SubParsersAction) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="dfl", description="Face-swap model trainer (SAEHD, AMP, Quick96)."
+        prog="dfl", description=f"Face-swap model trainer ({MODEL_NAMES})."
     )
     parser.add_argument("--version", action="version", version=f"dfl {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")

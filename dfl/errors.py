@@ -5,6 +5,12 @@ from __future__ import annotations
 import errno
 from pathlib import Path
 
+# The `dfl` command's exit codes.
+EXIT_OK = 0
+EXIT_FAILED = 1  # the work stopped with an error
+EXIT_USAGE = 2  # the user's input cannot be used (missing folder, bad option, ...)
+EXIT_CANCELLED = 130  # Ctrl+C (at a prompt or while working)
+
 # OS errors meaning "this place cannot be written": a read-only file system, no permission.
 _READ_ONLY_ERRNOS = frozenset({errno.EROFS, errno.EACCES, errno.EPERM})
 

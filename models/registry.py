@@ -27,6 +27,7 @@ MODELS: dict[str, Entry] = {
     "Quick96": Entry("dfl.models.quick96.model", "96 px, no questions, a fast start"),
 }
 DEFAULT_MODEL = "Quick96"
+MODEL_NAMES = ", ".join(MODELS)  # for help texts: "SAEHD, AMP, Quick96"
 # The models DeepFaceLab saves (`<name>_<Model>_data.dat`), in MODELS order.
 DFL_MODELS: tuple[str, ...] = tuple(name for name, entry in MODELS.items() if entry.from_dfl)
 

@@ -134,7 +134,7 @@ def test_df_predictions_follow_the_df_wiring():
         np.testing.assert_allclose(to_np(out[key]), to_np(value), rtol=1e-5, atol=1e-6)
 
 
-def test_liae_predictions_follow_numerics_code_construction():
+def test_liae_predictions_follow_dfls_construction():
     keras.utils.set_random_seed(4)
     model = archi.build_autoencoder(
         "liae", tiny("ud"), extra_outputs=("swap", "swap_no_code_grad", "codes")

@@ -44,7 +44,7 @@ def brute_force_layers(patch_size: int, max_layers: int = 9) -> list[tuple[int, 
         (12, 11, [2, 1, 2]),
     ],
 )
-def test_layer_search_matches_numerics_examples(patch, rf, strides):
+def test_layer_search_matches_dfls_examples(patch, rf, strides):
     layers = D.find_patch_layers(patch)
     assert [s for _, s in layers] == strides
     assert all(k == 3 for k, _ in layers)

@@ -35,7 +35,7 @@ def _refused_faceset(folder: Path, n_refused: int) -> None:
 
 
 def test_refused_metadata_files_are_named(tmp_path: Path, capsys) -> None:
-    from dfl.ui.startup import SKIPPED_LOG, _load_faceset
+    from dfl.ui.startup import SKIPPED_LOG, load_side_faceset
 
     _refused_faceset(tmp_path / "src", 5)
     (tmp_path / "src" / "notes.txt").write_text("x")
@@ -43,7 +43,7 @@ def test_refused_metadata_files_are_named(tmp_path: Path, capsys) -> None:
     assert fs.refused_names() == [f"evil{i}.jpg" for i in range(5)]
     models = tmp_path / "model"
     models.mkdir()
-    samples = _load_faceset(tmp_path / "src", "src", models)
+    samples = load_side_faceset(tmp_path / "src", "src", models)
     assert len(samples) == 1
     out = capsys.readouterr().out
     assert "evil0.jpg, evil1.jpg, evil2.jpg and 2 more" in out
@@ -58,7 +58,7 @@ def test_refused_metadata_files_are_named(tmp_path: Path, capsys) -> None:
     for i in range(5):
         (tmp_path / "src" / f"evil{i}.jpg").unlink()
     (tmp_path / "src" / "notes.txt").unlink()
-    _load_faceset(tmp_path / "src", "src", models)
+    load_side_faceset(tmp_path / "src", "src", models)
     assert not log.exists()
 
 
@@ -394,9 +394,9 @@ def test_progress_to_a_file_is_plain_lines(tmp_path: Path, capsys) -> None:
     assert "\r" not in out.getvalue() and len(lines) == PLAIN_STEPS + 1  # 0%, 10%, ... 100%
     assert lines[-1] == "Loading src samples: 1000/1000 files (100%)"
     # dfl train's faceset loading, written to a pipe (capsys is not a terminal)
-    from dfl.ui.startup import _load_faceset
+    from dfl.ui.startup import load_side_faceset
 
     _refused_faceset(tmp_path / "src", 0)
-    _load_faceset(tmp_path / "src", "src", tmp_path)
+    load_side_faceset(tmp_path / "src", "src", tmp_path)
     err = capsys.readouterr().err
     assert "\r" not in err and "Loading src samples: 1/1 files (100%)" in err

@@ -9,7 +9,7 @@ import sys
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    from dfl.cli import BACKENDS
+    from dfl.backend import BACKENDS
     from dfl.training.benchmark import CASES
 
     p = sub.add_parser(
@@ -51,8 +51,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from dfl import backend
-    from dfl.cli import UserError
     from dfl.data.batcher import default_workers
+    from dfl.errors import UserError
     from dfl.training.benchmark import Settings, run, select_cases
     from dfl.ui.menu import parse_device_choice
 

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import cv2
 
 from dfl.data.batcher import BatchProducer
 from dfl.data.faceset import FaceSample
+from dfl.models.contract import ModelSpec
 from dfl.training.events import Command
 from dfl.training.preview import debug_page
 from dfl.ui import text
@@ -22,7 +22,7 @@ DEBUG_IMAGE = "debug_samples.jpg"
 
 
 def show_samples(
-    spec: ModuleType,
+    spec: ModelSpec,
     options: dict[str, Any],
     src: list[FaceSample],
     dst: list[FaceSample],
@@ -36,9 +36,9 @@ def show_samples(
         image = debug_page(producer.get(timeout=60).as_inputs())
         window = None
         if not no_window:
-            from dfl.ui.startup import _open_window
+            from dfl.ui.startup import open_preview_window
 
-            window = _open_window(False)
+            window = open_preview_window(False)
         if window is None:
             path = Path.cwd() / DEBUG_IMAGE
             cv2.imwrite(str(path), image)

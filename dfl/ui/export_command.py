@@ -64,7 +64,7 @@ def _model_type(args: argparse.Namespace, saved: list[str]) -> str:
 
 
 def _model_name(args: argparse.Namespace, model_dir: Path, model_type: str) -> str:
-    from dfl.cli import UserError
+    from dfl.errors import UserError
     from dfl.store.workspace import list_models
     from dfl.ui.menu import choose_model
 
@@ -98,7 +98,7 @@ def _quantize(args: argparse.Namespace) -> bool:
 
 def _output(args: argparse.Namespace, folder: Path) -> Path | None:
     """--output as a file path (a folder gets the default file name); None = the default."""
-    from dfl.cli import UserError
+    from dfl.errors import UserError
     from dfl.interop.deepfacelive import contract, default_output
 
     if args.output is None:
@@ -116,7 +116,7 @@ def _output(args: argparse.Namespace, folder: Path) -> Path | None:
 def export(args: argparse.Namespace) -> int:
     """Run `dfl export`; returns the exit code."""
     from dfl import backend
-    from dfl.cli import EXIT_FAILED, EXIT_OK, UserError
+    from dfl.errors import EXIT_FAILED, EXIT_OK, UserError
     from dfl.store.workspace import model_folder
 
     backend_name = backend.select(args.backend)

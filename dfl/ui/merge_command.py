@@ -13,9 +13,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from dfl.errors import EXIT_CANCELLED
+from dfl.models.registry import MODEL_NAMES
 from dfl.ui import text
 
-EXIT_INTERRUPTED = 130
 NOT_AVAILABLE_YET = "The interactive merger is not available yet: using the non-interactive merger."
 
 
@@ -29,7 +30,7 @@ class Folders:
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    from dfl.cli import BACKENDS
+    from dfl.backend import BACKENDS
 
     p = sub.add_parser(
         "merge",
@@ -46,7 +47,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--output-mask-dir", type=Path, help=f"masks ({w}data_dst/merged_mask)")
     p.add_argument("--aligned-dir", type=Path, help=f"aligned dst faces ({w}data_dst/aligned)")
     p.add_argument("--model-dir", type=Path, help=f"the saved models ({w}model)")
-    p.add_argument("--model", help="model type: SAEHD, AMP or Quick96 (asked if omitted)")
+    p.add_argument("--model", help=f"model type: {MODEL_NAMES} (asked if omitted)")
     p.add_argument("--force-model-name", help="the saved model's name (menu if omitted)")
     p.add_argument("--cpu-only", action="store_true", help="run the model on the CPU")
     p.add_argument("--force-gpu-idxs", help="GPU index to use, e.g. 0 (no device prompt)")
@@ -134,4 +135,4 @@ def merge(args: argparse.Namespace) -> int:
         return flow.run()
     except KeyboardInterrupt:
         text.warn(flow.interrupted_message())
-        return EXIT_INTERRUPTED
+        return EXIT_CANCELLED

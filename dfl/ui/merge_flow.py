@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from dfl.errors import EXIT_FAILED, EXIT_OK
 from dfl.merge.frames import Pairing
 from dfl.merge.run import MergeProgress, MergeReport
 from dfl.ui import merge_questions as questions
@@ -17,8 +18,6 @@ from dfl.ui import text
 
 SHOWN_NAMES = 3  # files named in a warning before "and N more"
 PLAIN_PROGRESS_EVERY_S = 5.0  # without a terminal: one progress line this often
-EXIT_OK = 0
-EXIT_FAILED = 1
 
 
 def _names(paths: list[Path]) -> str:

@@ -84,7 +84,7 @@ def _model_name(args: argparse.Namespace, model_dir: Path, model_type: str) -> s
     if name:
         reason = validate_name(name)
         if reason:
-            from dfl.cli import UserError
+            from dfl.errors import UserError
 
             raise UserError(f"invalid model name {name!r}: {reason}")
         return name
@@ -102,7 +102,7 @@ def _device(args: argparse.Namespace, stored: str | None) -> tuple[str, list[str
     """Returns the device choice ('cpu' or '0,1'), the summary lines describing it and the
     memory of the weakest chosen GPU (None on the CPU or when unknown)."""
     from dfl.backend import list_devices
-    from dfl.cli import UserError
+    from dfl.errors import UserError
     from dfl.training.summary import describe_devices
     from dfl.ui.menu import choose_device, parse_device_choice, suggest_devices
 
@@ -127,7 +127,7 @@ def _device(args: argparse.Namespace, stored: str | None) -> tuple[str, list[str
     return choice, describe_devices(picked), (min(memories) if memories else None)
 
 
-def _load_faceset(folder: Path, side: str, log_dir: Path):  # -> list[FaceSample]
+def load_side_faceset(folder: Path, side: str, log_dir: Path):  # -> list[FaceSample]
     """Load one side's faces; skipped files are counted, refused ones named (all of them, with
     every other skipped file and its reason, in ``log_dir/skipped_<side>_faces.txt``)."""
     from dfl.data.faceset import load_faceset
@@ -205,7 +205,7 @@ def _train_locked(
     """Everything after the model is chosen, while its lock is held; a chosen DFL model
     (`pending_import`) is imported once the device is chosen, then resumed."""
     from dfl import backend
-    from dfl.cli import EXIT_FAILED, EXIT_OK, UserError
+    from dfl.errors import EXIT_FAILED, EXIT_OK, UserError
     from dfl.models.registry import load as load_model
     from dfl.options import parse_assignments, resolve_options
     from dfl.ui.prompts import answer_from_console, override_gate
@@ -271,13 +271,13 @@ def _train_locked(
                 )
             pretrain_dir = args.pretraining_data_dir.expanduser().resolve()
             text.info(f"Pretraining: both sides read {pretrain_dir}")
-            src = _load_faceset(pretrain_dir, "pretraining", folders.model_dir)
+            src = load_side_faceset(pretrain_dir, "pretraining", folders.model_dir)
             dst = src
         else:
             if args.pretraining_data_dir:
                 text.note("--pretraining-data-dir is used only by SAEHD's pretrain mode; ignored.")
-            src = _load_faceset(folders.src, "src", folders.model_dir)
-            dst = _load_faceset(folders.dst, "dst", folders.model_dir)
+            src = load_side_faceset(folders.src, "src", folders.model_dir)
+            dst = load_side_faceset(folders.dst, "dst", folders.model_dir)
 
         if args.debug:
             from dfl.ui.debugview import show_samples
@@ -318,7 +318,7 @@ def _train_locked(
             workers=default_workers(),
             device_lines=device_lines,
         )
-        window = _open_window(args.no_preview)
+        window = open_preview_window(args.no_preview)
         interactive = window is not None or sys.stdin.isatty()
         schedule = Schedule(
             target_iter=int(options.get("target_iter", 0)),
@@ -346,7 +346,7 @@ def _train_locked(
         return EXIT_OK
 
 
-def _open_window(no_preview: bool):  # -> PreviewWindow | None
+def open_preview_window(no_preview: bool):  # -> PreviewWindow | None
     if no_preview:
         text.note("No preview window (--no-preview): keys work from this console.")
         return None
