@@ -384,15 +384,26 @@ def test_every_common_option_has_help() -> None:
 def test_progress_to_a_file_is_plain_lines(tmp_path: Path, capsys) -> None:
     import io
 
-    from dfl.ui.progress import PLAIN_STEPS, Progress
+    from dfl.ui.progress import PLAIN_QUIET_S, PLAIN_STEPS, Progress
 
-    out = io.StringIO()
-    with Progress("Loading src samples", "files", stream=out) as bar:
-        for done in range(1, 1001):
-            bar.update(done, 1000)
-    lines = out.getvalue().splitlines()
-    assert "\r" not in out.getvalue() and len(lines) == PLAIN_STEPS + 1  # 0%, 10%, ... 100%
-    assert lines[-1] == "Loading src samples: 1000/1000 files (100%)"
+    def run(seconds_per_file: float) -> list[str]:
+        now = [0.0]
+
+        def clock() -> float:
+            return now[0]
+
+        out = io.StringIO()
+        with Progress("Loading src samples", "files", stream=out, clock=clock) as bar:
+            for done in range(1, 1001):
+                now[0] += seconds_per_file
+                bar.update(done, 1000)
+        assert "\r" not in out.getvalue()
+        return out.getvalue().splitlines()
+
+    slow = run(PLAIN_QUIET_S / 10)  # quiet for its first 10 files, then a line per tenth
+    assert len(slow) == PLAIN_STEPS + 1  # 0%, 10%, ... 100%
+    assert slow[-1] == "Loading src samples: 1000/1000 files (100%)"
+    assert run(PLAIN_QUIET_S / 2000) == [slow[-1]]  # done within the quiet time: the last line
     # dfl train's faceset loading, written to a pipe (capsys is not a terminal)
     from dfl.ui.startup import load_side_faceset
 

@@ -2,26 +2,35 @@
 
 A bar redrawn with carriage returns fills a log file or pipe with hundreds of overwritten
 updates; written to one, progress is a line at each tenth of the work and at most every
-PLAIN_EVERY_S seconds in between, then a last line when the work is done.
+PLAIN_EVERY_S seconds in between, then a last line when the work is done. Work that ends within
+PLAIN_QUIET_S seconds (saving a small model) writes only that last line.
 """
 
 from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Callable
 from typing import TextIO
 
 from tqdm import tqdm
 
 PLAIN_STEPS = 10  # plain output: one line per tenth of the work
 PLAIN_EVERY_S = 30.0  # ... and one at least this often while a tenth takes longer
+PLAIN_QUIET_S = 2.0  # nothing but the last line for work this short
 
 
 class Progress:
     """`update(done, total)` as work goes on, `close()` at the end (or use `with`)."""
 
     def __init__(
-        self, desc: str, unit: str, *, stream: TextIO | None = None, leave: bool = True
+        self,
+        desc: str,
+        unit: str,
+        *,
+        stream: TextIO | None = None,
+        leave: bool = True,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.desc = desc
         self.unit = unit
@@ -34,7 +43,8 @@ class Progress:
         self._done = 0
         self._total = 0
         self._printed_step = -1  # the last tenth a plain line was written for
-        self._printed_at = time.monotonic()
+        self._clock = clock
+        self._started = self._printed_at = clock()
         self._printed_done = -1
 
     def update(self, done: int, total: int) -> None:
@@ -44,8 +54,11 @@ class Progress:
             self._bar.n = done
             self._bar.refresh()
             return
+        now = self._clock()
+        if now - self._started < PLAIN_QUIET_S:
+            return  # short work: only close() writes a line
         step = done * PLAIN_STEPS // total if total > 0 else 0
-        overdue = time.monotonic() - self._printed_at >= PLAIN_EVERY_S
+        overdue = now - self._printed_at >= PLAIN_EVERY_S
         if step > self._printed_step or (overdue and done != self._printed_done):
             self._line(step)
 
@@ -54,7 +67,7 @@ class Progress:
         total = f"/{self._total}" if self._total > 0 else ""
         print(f"{self.desc}: {self._done}{total} {self.unit}{share}", file=self.stream, flush=True)
         self._printed_step = step
-        self._printed_at = time.monotonic()
+        self._printed_at = self._clock()
         self._printed_done = self._done
 
     def close(self) -> None:
