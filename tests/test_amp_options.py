@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from dfl.models.amp import options as amp_options
-from dfl.models.saehd import options as saehd_options
+from dfl.models.saehd import option_definitions
 from dfl.options import COMMON_OPTIONS, SOURCE_STORED, OptionError, resolve_options
 
 # DFL's ask order (docs/dfl-trainer.md §4.3)
@@ -169,7 +169,7 @@ def test_choices():
     for name, bad in (("face_type", "h"), ("face_type", "mf"), ("lr_dropout", "x")):
         with pytest.raises(OptionError, match=f"{name}: .* is not one of"):
             resolve_options(amp_options.AMP_OPTIONS, overrides={name: bad})
-    for mode in saehd_options.CT_MODES:
+    for mode in option_definitions.CT_MODES:
         assert resolved(ct_mode=mode)["ct_mode"] == mode
 
 

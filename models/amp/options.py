@@ -1,7 +1,7 @@
 """AMP's option table and option helpers (docs/dfl-trainer.md §4.3-4.6): DFL's prompts in its ask
 order after the shared ones, with defaults, ranges, rounding, conditions and fixed-vs-changeable
 flags. Options that behave exactly as SAEHD's reuse SAEHD's Option objects
-(models/saehd/options.py).
+(models/saehd/option_definitions.py).
 Imported by models/amp/model.py, which re-exports them."""
 
 from __future__ import annotations
@@ -11,7 +11,8 @@ from dataclasses import replace
 from typing import Any
 
 from dfl.models.saehd import options as saehd_options
-from dfl.models.saehd.options import SAEHD_OPTIONS
+from dfl.models.saehd.option_definitions import CT_MODES as CT_MODES
+from dfl.models.saehd.option_definitions import SAEHD_OPTIONS
 from dfl.models.saehd.options import preview_history_every as preview_history_every
 from dfl.options import (
     COMMON_OPTIONS,
@@ -155,7 +156,6 @@ LR = saehd_options.LR
 LR_DROPOUT_KEEP = saehd_options.LR_DROPOUT_KEEP
 LR_COS_PERIOD = saehd_options.LR_COS_PERIOD
 CLIPNORM = saehd_options.CLIPNORM
-CT_MODES = saehd_options.CT_MODES
 
 
 def common_options(gpu_memory_bytes: int | None = None) -> tuple[Option, ...]:

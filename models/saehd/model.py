@@ -3,7 +3,8 @@
 networks with any of the archi opts u/d/t/c, the optimizers, the augmentation configs, the full
 loss and the three loss groups of a training step (generator `src_dst`, true-face code
 discriminator `D_code`, patch GAN `GAN`).
-The option table lives in models/saehd/options.py and is re-exported here.
+The option table lives in models/saehd/option_definitions.py (helpers in options.py, the rules
+between answers in option_rules.py) and is re-exported here.
 """
 
 from __future__ import annotations
@@ -19,6 +20,12 @@ from dfl.data.augment import SCALE_RANGE_SAEHD, AugmentConfig
 from dfl.data.landmarks import face_type_from_code
 from dfl.models.contract import ModelSpec, Training
 from dfl.models.saehd import losses as saehd_losses
+from dfl.models.saehd.option_definitions import CT_MODES as CT_MODES
+from dfl.models.saehd.option_definitions import FACE_TYPES as FACE_TYPES
+from dfl.models.saehd.option_definitions import FIXED_OPTIONS as FIXED_OPTIONS
+from dfl.models.saehd.option_definitions import OPTIONS as OPTIONS
+from dfl.models.saehd.option_definitions import SAEHD_OPTIONS as SAEHD_OPTIONS
+from dfl.models.saehd.option_rules import is_df, parse_archi
 from dfl.models.saehd.options import (  # the option table and its helpers belong to this model
     ASKS_OPTIONS as ASKS_OPTIONS,
 )
@@ -30,14 +37,7 @@ from dfl.models.saehd.options import (
     NAME,
     effective_options,
     full_options,
-    is_df,
-    parse_archi,
 )
-from dfl.models.saehd.options import CT_MODES as CT_MODES
-from dfl.models.saehd.options import FACE_TYPES as FACE_TYPES
-from dfl.models.saehd.options import FIXED_OPTIONS as FIXED_OPTIONS
-from dfl.models.saehd.options import OPTIONS as OPTIONS
-from dfl.models.saehd.options import SAEHD_OPTIONS as SAEHD_OPTIONS
 from dfl.models.saehd.options import SUMMARY_ORDER as SUMMARY_ORDER
 from dfl.models.saehd.options import display_overrides as display_overrides
 from dfl.models.saehd.options import option_table as option_table
