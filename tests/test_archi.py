@@ -1,4 +1,5 @@
-"""Tests for dfl.nn.autoencoders: DeepFakeArchi blocks, df and liae autoencoders."""
+"""Tests for dfl.nn.archi_networks and dfl.nn.autoencoders: DeepFakeArchi blocks, df and liae
+autoencoders."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import pytest
 from keras import ops
 
 from dfl.models.quick96 import model as quick96
+from dfl.nn import archi_networks
 from dfl.nn import autoencoders as archi
 from dfl.nn import blocks as nn
 
@@ -30,12 +32,12 @@ def images(n: int, res: int = RES, seed: int = 0) -> np.ndarray:
     return np.random.default_rng(seed).random((n, res, res, 3), dtype=np.float32)
 
 
-def tiny(opts: str, res: int = RES) -> archi.Architecture:
-    return archi.Architecture(res, opts=opts, **TINY_DIMS)
+def tiny(opts: str, res: int = RES) -> archi_networks.Architecture:
+    return archi_networks.Architecture(res, opts=opts, **TINY_DIMS)
 
 
 def test_quick96_uses_dfl_archi_with_unchanged_weights():
-    assert quick96.Architecture is archi.Architecture
+    assert quick96.Architecture is archi_networks.Architecture
     assert quick96.DFAutoencoder is archi.DFAutoencoder
     model = quick96.build({})
     assert model.count_params() == 38_294_330
@@ -53,19 +55,19 @@ def test_quick96_uses_dfl_archi_with_unchanged_weights():
 
 def test_architecture_checks_opts_and_resolution():
     with pytest.raises(ValueError, match="unknown archi opts 'x'"):
-        archi.Architecture(64, 16, 4, 4, 2, "ux")
+        archi_networks.Architecture(64, 16, 4, 4, 2, "ux")
     with pytest.raises(ValueError, match="multiple of 32"):
-        archi.Architecture(80, 16, 4, 4, 2, "ud")
+        archi_networks.Architecture(80, 16, 4, 4, 2, "ud")
     with pytest.raises(ValueError, match="multiple of 32"):
-        archi.Architecture(80, 16, 4, 4, 2, "t")
+        archi_networks.Architecture(80, 16, 4, 4, 2, "t")
     with pytest.raises(ValueError, match="multiple of 16"):
-        archi.Architecture(72, 16, 4, 4, 2, "u")
-    arch = archi.Architecture(256, 256, 64, 64, 22, "ud")
+        archi_networks.Architecture(72, 16, 4, 4, 2, "u")
+    arch = archi_networks.Architecture(256, 256, 64, 64, 22, "ud")
     assert (arch.lowest_dense_res, arch.encoder_res, arch.code_res) == (8, 16, 16)
     assert arch.encoder_out_dims == 16 * 16 * 512
-    arch_t = archi.Architecture(256, 256, 64, 64, 22, "udt")
+    arch_t = archi_networks.Architecture(256, 256, 64, 64, 22, "udt")
     assert (arch_t.lowest_dense_res, arch_t.encoder_res, arch_t.code_res) == (8, 8, 8)
-    assert archi.Architecture(80, 16, 4, 4, 2, "uc").resolution_multiple == 16
+    assert archi_networks.Architecture(80, 16, 4, 4, 2, "uc").resolution_multiple == 16
 
 
 def test_cosine_blocks_compute_x_cos_x():
@@ -76,23 +78,23 @@ def test_cosine_blocks_compute_x_cos_x():
         v = to_np(v)
         return v * np.cos(v)
 
-    down = archi.CosDownscale(4, 5, name="down")
+    down = archi_networks.CosDownscale(4, 5, name="down")
     np.testing.assert_allclose(to_np(down(x)), xcos(down.conv1(x)), rtol=1e-5, atol=1e-6)
 
-    up = archi.CosUpscale(2, name="up")
+    up = archi_networks.CosUpscale(2, name="up")
     got = to_np(up(x))  # builds the layer (and its conv) first
     want = to_np(nn.depth_to_space(ops.convert_to_tensor(xcos(up.conv1(x)))))
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
 
-    res = archi.CosResidualBlock(3, name="res")
+    res = archi_networks.CosResidualBlock(3, name="res")
     got = to_np(res(x))
     y = to_np(res.conv2(ops.convert_to_tensor(xcos(res.conv1(x)))))
     np.testing.assert_allclose(got, xcos(x + y), rtol=1e-5, atol=1e-5)
 
-    block = archi.CosDownscaleBlock(2, 3, 5, name="block")
+    block = archi_networks.CosDownscaleBlock(2, 3, 5, name="block")
     out = block(x)
     assert tuple(out.shape) == (2, 1, 1, 8)
-    assert [type(d) for d in block.downs] == [archi.CosDownscale] * 3
+    assert [type(d) for d in block.downs] == [archi_networks.CosDownscale] * 3
     assert [w.path for w in block.weights] == [
         f"block/downs_{i}/conv1/{k}" for i in range(3) for k in ("kernel", "bias")
     ]
@@ -179,10 +181,10 @@ def test_liae_predictions_follow_dfls_construction():
 
 def test_liae_network_shapes_at_256():
     """docs/networks.md §3: liae-ud at 256, on symbolic shapes only (no big forward pass)."""
-    arch = archi.Architecture(256, 256, 64, 64, 22, "ud")
-    enc = archi.build_encoder(arch)
-    inter = archi.build_inter(arch, 512, name="inter_AB")
-    dec = archi.build_decoder(arch, 1024)
+    arch = archi_networks.Architecture(256, 256, 64, 64, 22, "ud")
+    enc = archi_networks.build_encoder(arch)
+    inter = archi_networks.build_inter(arch, 512, name="inter_AB")
+    dec = archi_networks.build_decoder(arch, 1024)
     assert tuple(enc.output.shape) == (None, 131072)
     assert tuple(inter.output.shape) == (None, 16, 16, 512)
     assert [tuple(o.shape) for o in dec.outputs] == [(None, 256, 256, 3), (None, 256, 256, 1)]

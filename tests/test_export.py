@@ -32,7 +32,8 @@ from dfl.interop.deepfacelive.layers import Converter  # noqa: E402
 from dfl.interop.deepfacelive.wiring import build_onnx  # noqa: E402
 from dfl.models.quick96 import model as quick96  # noqa: E402
 from dfl.nn import blocks  # noqa: E402
-from dfl.nn.autoencoders import Architecture, build_autoencoder  # noqa: E402
+from dfl.nn.archi_networks import Architecture  # noqa: E402
+from dfl.nn.autoencoders import build_autoencoder  # noqa: E402
 
 RES = 32
 TOLERANCE = 1e-4

@@ -18,7 +18,8 @@ backend.select(None)
 from dfl.interop.deepfacelive import verify, write_dfm  # noqa: E402
 from dfl.interop.deepfacelive.wiring import has_morph, reference_outputs  # noqa: E402
 from dfl.models.quick96 import model as quick96  # noqa: E402
-from dfl.nn.autoencoders import Architecture, build_autoencoder  # noqa: E402
+from dfl.nn.archi_networks import Architecture  # noqa: E402
+from dfl.nn.autoencoders import build_autoencoder  # noqa: E402
 
 ORT115_PYTHON = os.environ.get("DFL_ORT115_PYTHON")
 EXPECTED_VERSION = "1.15"

@@ -513,8 +513,9 @@ def test_required_outputs_match_the_autoencoders_extra_outputs(layout):
     """The output names agreed with dfl.nn.autoencoders (written in parallel): every key the
     losses ask for comes out of the autoencoder built with the matching extra outputs."""
     archi = pytest.importorskip("dfl.nn.autoencoders")
+    networks = pytest.importorskip("dfl.nn.archi_networks")
     keras.utils.set_random_seed(0)
-    arch = archi.Architecture(32, 32, 8, 8, 4, "ud")
+    arch = networks.Architecture(32, 32, 8, 8, 4, "ud")
     cfg = sl.LossConfig(
         32, face_style_power=10.0, bg_style_power=5.0, true_face_power=0.1 if layout == "df" else 0
     )

@@ -13,7 +13,7 @@ from keras import ops
 
 from dfl import backend
 from dfl.models.saehd import model as saehd
-from dfl.nn import autoencoders
+from dfl.nn import archi_networks, autoencoders
 from dfl.nn.optimizers import AdaBelief, RMSprop
 from dfl.options import COMMON_OPTIONS, SOURCE_STORED, OptionError, resolve_options
 
@@ -439,7 +439,7 @@ def make_batch(res: int, batch: int = 2, seed: int = 0) -> dict[str, np.ndarray]
 @pytest.mark.parametrize(("layout", "opts"), list(itertools.product(("df", "liae"), ARCHI_OPTS)))
 def test_every_archi_builds_with_expected_shapes(layout, opts):
     res = 32  # below SAEHD's 64 minimum, which only the options enforce: fast
-    arch = autoencoders.Architecture(res, 16, 4, 4, 2, opts)
+    arch = archi_networks.Architecture(res, 16, 4, 4, 2, opts)
     model = autoencoders.build_autoencoder(layout, arch)
     nets = model.networks
     expected = (

@@ -14,8 +14,9 @@ from dfl.backend.step import model_group
 from dfl.data.augment import AugmentConfig
 from dfl.models.contract import ModelSpec, Training
 from dfl.nn import losses
+from dfl.nn.archi_networks import Architecture  # re-exported: quick96.Architecture
 from dfl.nn.autoencoders import FORWARD_PASSES as AUTOENCODER_FORWARD_PASSES
-from dfl.nn.autoencoders import Architecture, DFAutoencoder  # re-exported: quick96.Architecture
+from dfl.nn.autoencoders import DFAutoencoder
 from dfl.nn.optimizers import RMSprop
 from dfl.store.weights import OPTIMIZER_KEY
 from dfl.training.preview import autoencoder_pages

@@ -43,9 +43,9 @@ from dfl.models.saehd.options import display_overrides as display_overrides
 from dfl.models.saehd.options import option_table as option_table
 from dfl.models.saehd.options import preview_history_every as preview_history_every
 from dfl.models.saehd.options import summary_options as summary_options
+from dfl.nn.archi_networks import Architecture
 from dfl.nn.autoencoders import FORWARD_PASSES as AUTOENCODER_FORWARD_PASSES
 from dfl.nn.autoencoders import (
-    Architecture,
     DFAutoencoder,
     LIAEAutoencoder,
     build_autoencoder,

@@ -7,7 +7,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from dfl.nn.autoencoders import ARCHI_OPTS
+from dfl.nn.archi_networks import ARCHI_OPTS
 from dfl.options import OptionError
 
 RESOLUTION_RANGE = (64, 640)

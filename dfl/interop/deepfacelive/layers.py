@@ -1,4 +1,4 @@
-"""Keras functional networks built from dfl.nn.blocks / dfl.nn.autoencoders layers -> ONNX nodes.
+"""Keras functional networks built from dfl.nn.blocks / dfl.nn.archi_networks layers -> ONNX nodes.
 
 Tensors of rank 4 are NCHW inside the ONNX graph (the caller transposes the NHWC input once),
 so a (C, H, W) flatten is a plain reshape and NHWC's channel axis (-1) becomes axis 1. Weights
@@ -17,7 +17,7 @@ import numpy as np
 
 from dfl.interop.deepfacelive.errors import UnsupportedLayerError
 from dfl.interop.deepfacelive.graph import OnnxGraph
-from dfl.nn import autoencoders as archi
+from dfl.nn import archi_networks
 from dfl.nn import blocks as nn
 from dfl.nn.keras_internals import producer
 
@@ -157,7 +157,7 @@ def _conv2d(cv: Converter, layer: nn.Conv2D, xs: list[str], _s: list[Shape], hin
 
 def _downscale(cv: Converter, layer: nn.Downscale, xs: list[str], _s: list[Shape], hint: str):
     y = cv.conv(layer.conv1, _one(xs, hint), f"{hint}/conv1")
-    if type(layer) is archi.CosDownscale:
+    if type(layer) is archi_networks.CosDownscale:
         return [cv.x_cos_x(y, hint)]
     return [cv.leaky_relu(y, nn.DOWNSCALE_SLOPE, hint)]
 
@@ -171,7 +171,7 @@ def _downscale_block(cv: Converter, layer: nn.DownscaleBlock, xs, shapes, hint: 
 
 def _upscale(cv: Converter, layer: nn.Upscale, xs: list[str], _s: list[Shape], hint: str):
     y = cv.conv(layer.conv1, _one(xs, hint), f"{hint}/conv1")
-    if type(layer) is archi.CosUpscale:
+    if type(layer) is archi_networks.CosUpscale:
         y = cv.x_cos_x(y, f"{hint}/act")
     else:
         y = cv.leaky_relu(y, nn.UPSCALE_SLOPE, f"{hint}/act")
@@ -180,7 +180,7 @@ def _upscale(cv: Converter, layer: nn.Upscale, xs: list[str], _s: list[Shape], h
 
 def _residual(cv: Converter, layer: nn.ResidualBlock, xs: list[str], _s: list[Shape], hint: str):
     x = _one(xs, hint)
-    cosine = type(layer) is archi.CosResidualBlock
+    cosine = type(layer) is archi_networks.CosResidualBlock
 
     def act(t: str, name: str) -> str:
         return cv.x_cos_x(t, name) if cosine else cv.leaky_relu(t, nn.RESIDUAL_SLOPE, name)
@@ -255,13 +255,13 @@ def _add(cv: Converter, layer: keras.layers.Add, xs: list[str], _s: list[Shape],
 EMITTERS: dict[type, Emitter] = {
     nn.Conv2D: _conv2d,
     nn.Downscale: _downscale,
-    archi.CosDownscale: _downscale,
+    archi_networks.CosDownscale: _downscale,
     nn.DownscaleBlock: _downscale_block,
-    archi.CosDownscaleBlock: _downscale_block,
+    archi_networks.CosDownscaleBlock: _downscale_block,
     nn.Upscale: _upscale,
-    archi.CosUpscale: _upscale,
+    archi_networks.CosUpscale: _upscale,
     nn.ResidualBlock: _residual,
-    archi.CosResidualBlock: _residual,
+    archi_networks.CosResidualBlock: _residual,
     nn.DepthToSpace: _depth_to_space,
     nn.PixelNorm: _pixel_norm,
     nn.FlattenCHW: _flatten_chw,
