@@ -12,10 +12,12 @@ import pytest
 
 from dfl.data import batcher as B
 from dfl.data import landmarks as L
+from dfl.data import sampling
 from dfl.data.augment import AugmentConfig
-from dfl.data.batcher import Batch, BatchError, BatchProducer, EpochSampler, YawSampler
+from dfl.data.batcher import Batch, BatchError, BatchProducer
 from dfl.data.faceset import FaceSample, FacesetError, load_faceset
 from dfl.data.imagecache import ImageCache
+from dfl.data.sampling import EpochSampler, YawSampler
 
 FACESET = Path(__file__).parent / "data" / "dfl-faceset"
 RES = 64
@@ -335,12 +337,12 @@ def test_unreadable_reference_names_its_file() -> None:
 
 
 def test_yaw_bin_index() -> None:
-    assert B.yaw_bin_index(-5.0) == 0 and B.yaw_bin_index(-1.2) == 0
+    assert sampling.yaw_bin_index(-5.0) == 0 and sampling.yaw_bin_index(-1.2) == 0
     step = 2.4 / 127
-    assert B.yaw_bin_index(-1.2 + 1.5 * step) == 1
-    assert B.yaw_bin_index(0.0) == 63  # starts ... -0.0094, +0.0094 ...
-    assert B.yaw_bin_index(1.2 - 0.5 * step) == 126
-    assert B.yaw_bin_index(1.2) == 127 and B.yaw_bin_index(3.0) == 127
+    assert sampling.yaw_bin_index(-1.2 + 1.5 * step) == 1
+    assert sampling.yaw_bin_index(0.0) == 63  # starts ... -0.0094, +0.0094 ...
+    assert sampling.yaw_bin_index(1.2 - 0.5 * step) == 126
+    assert sampling.yaw_bin_index(1.2) == 127 and sampling.yaw_bin_index(3.0) == 127
 
 
 def test_yaw_sampler_picks_bins_evenly_then_samples_within() -> None:
@@ -370,8 +372,8 @@ def test_uniform_yaw_balances_the_producer(monkeypatch: pytest.MonkeyPatch) -> N
                 path=Path(f"mem/src{i % 5}.png"), shape=(SIZE, SIZE), face_type=None, landmarks=lm
             )
         )
-    monkeypatch.setattr(B, "estimate_yaw", lambda lm, size: float(lm[0, 0]))
-    bins, plain = B.yaw_bins(samples)
+    monkeypatch.setattr(sampling, "estimate_yaw", lambda lm, size: float(lm[0, 0]))
+    bins, plain = sampling.yaw_bins(samples)
     assert [sorted(b) for b in bins] == [[11], list(range(10)), [10]] and plain == []  # by -yaw
     yaw_cfg = AugmentConfig(RES, L.FULL_FACE, uniform_yaw=True)
     producer = BatchProducer(
@@ -405,7 +407,7 @@ def test_uniform_yaw_on_plain_images_says_so() -> None:
 
 def test_uniform_yaw_on_the_dfl_faceset() -> None:
     samples = load_faceset(FACESET / "src").samples
-    bins, plain = B.yaw_bins(samples)
+    bins, plain = sampling.yaw_bins(samples)
     assert plain == [] and sorted(i for b in bins for i in b) == list(range(8))
     cfg = AugmentConfig(RES, L.FULL_FACE, uniform_yaw=True, ct_mode="mkl")
     runs = []
