@@ -13,7 +13,8 @@ from dfl.data import augment as A
 from dfl.data import colortransfer as C
 from dfl.data import landmarks as L
 from dfl.data.augment import AugmentConfig, WarpParams
-from dfl.data.faceset import FaceSample, load_faceset, read_image
+from dfl.data.face_image import read_image
+from dfl.data.faceset import FaceSample, load_faceset
 
 FACESET = Path(__file__).parent / "data" / "dfl-faceset"
 RES = 96

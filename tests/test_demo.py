@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 from dfl.data import landmarks as L
-from dfl.data.faceset import load_faceset, read_image
+from dfl.data.face_image import read_image
+from dfl.data.faceset import load_faceset
 from dfl.data.jpeg_metadata import read_dfl_metadata
 from dfl.demo import facesets as demo
 

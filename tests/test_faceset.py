@@ -15,7 +15,9 @@ import pytest
 
 from dfl.data import jpeg_metadata
 from dfl.data import landmarks as L
-from dfl.data.faceset import FaceSample, FacesetError, check_face_type, load_faceset, read_image
+from dfl.data.face_image import read_image
+from dfl.data.faceset import FaceSample, FacesetError, load_faceset
+from dfl.data.sample_checks import check_face_type
 
 FACESET = Path(__file__).parent / "data" / "dfl-faceset"
 

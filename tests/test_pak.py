@@ -21,7 +21,8 @@ from dfl.data import jpeg_metadata
 from dfl.data import landmarks as L
 from dfl.data.augment import AugmentConfig
 from dfl.data.batcher import BatchProducer
-from dfl.data.faceset import FacesetError, load_faceset, read_image
+from dfl.data.face_image import read_image
+from dfl.data.faceset import FacesetError, load_faceset
 from dfl.data.pak import PAK_FILENAME, PakError, PakRefusedError, read_pak
 
 FACESET = Path(__file__).parent / "data" / "dfl-faceset"

@@ -338,7 +338,8 @@ def test_tiny_faces_are_skipped_with_a_warning() -> None:
     from dfl.data import landmarks as L
     from dfl.data.augment import AugmentConfig
     from dfl.data.batcher import BatchProducer
-    from dfl.data.faceset import FaceSample, FacesetError, min_face_side
+    from dfl.data.faceset import FaceSample, FacesetError
+    from dfl.data.sample_checks import min_face_side
 
     def face(name: str, side: int) -> FaceSample:
         return FaceSample(path=Path(name), shape=(side, side), face_type=None, landmarks=None)

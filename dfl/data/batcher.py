@@ -13,16 +13,10 @@ from typing import NamedTuple
 import numpy as np
 
 from dfl.data.augment import AugmentConfig, base_masks, process_sample
-from dfl.data.faceset import (
-    FaceSample,
-    FacesetError,
-    check_face_type,
-    min_face_side,
-    read_image,
-    split_tiny,
-    tiny_note,
-)
+from dfl.data.face_image import read_image
+from dfl.data.faceset import FaceSample
 from dfl.data.imagecache import ImageCache
+from dfl.data.sample_checks import check_face_type, usable_samples
 from dfl.data.sampling import EpochSampler, YawSampler, distinct_indices, yaw_bins
 
 MIB = 1 << 20
@@ -153,8 +147,9 @@ class BatchProducer:
         if workers < 0 or queue_size < 1:
             raise ValueError(f"need workers >= 0 and queue_size >= 1, got {workers}, {queue_size}")
         self.notes: list[str] = []
-        self.src_samples = self._usable(src_samples, src_cfg.resolution, "src")
-        self.dst_samples = self._usable(dst_samples, dst_cfg.resolution, "dst")
+        self.src_samples, src_notes = usable_samples(src_samples, src_cfg.resolution, "src")
+        self.dst_samples, dst_notes = usable_samples(dst_samples, dst_cfg.resolution, "dst")
+        self.notes.extend(src_notes + dst_notes)
         check_face_type(self.src_samples, src_cfg.face_type, "src")
         check_face_type(self.dst_samples, dst_cfg.face_type, "dst")
         self.src_cfg = src_cfg
@@ -186,19 +181,6 @@ class BatchProducer:
         ]
         for thread in self._threads:
             thread.start()
-
-    def _usable(self, samples: Sequence[FaceSample], resolution: int, side: str) -> list:
-        """The samples big enough to train on; the tiny ones are skipped with a note."""
-        kept, tiny = split_tiny(samples, resolution)
-        if tiny and not kept:
-            raise FacesetError(
-                f"every {side} face is smaller than {min_face_side(resolution)} px on a side "
-                f"(e.g. {tiny[0].path}): too small for a {resolution} px model. Use the "
-                "extractor's aligned faces, or a smaller model resolution."
-            )
-        if tiny:
-            self.notes.append(tiny_note(tiny, resolution, side))
-        return kept
 
     # ------------------------------------------------------------------ public
     def get(self, timeout: float | None = None) -> Batch:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import struct
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -25,10 +25,6 @@ SNIFF_BYTES = 32
 # Skipped files listed by name in the "no faces" message.
 SKIPPED_EXAMPLES = 3
 DEFAULT_EYEBROWS_EXPAND_MOD = 1.0
-# Faces are trained only when both sides are at least MIN_FACE_PX and 1/MIN_FACE_FRACTION of the
-# model's resolution: smaller ones (a 1x1 "face") hold no face worth blowing up.
-MIN_FACE_PX = 32
-MIN_FACE_FRACTION = 4
 
 # Skip-reason categories: (singular, plural) wording for summaries.
 NOT_IMAGE = "not an image"
@@ -380,69 +376,6 @@ def _sample_from_pak_entry(path: Path, entry: PakEntry) -> FaceSample:
     return replace(_sample_from_metadata(path, shape, meta), packed=entry.image)
 
 
-def min_face_side(resolution: int) -> int:
-    """The smallest stored face side (px) worth training a `resolution` model on."""
-    return max(MIN_FACE_PX, resolution // MIN_FACE_FRACTION)
-
-
-def split_tiny(
-    samples: Iterable[FaceSample], resolution: int
-) -> tuple[list[FaceSample], list[FaceSample]]:
-    """(kept, tiny): faces with a side below min_face_side(resolution) are tiny; blown up to
-    the model's size they are only blur, which DFL would train on without a word."""
-    least = min_face_side(resolution)
-    kept: list[FaceSample] = []
-    tiny: list[FaceSample] = []
-    for sample in samples:
-        (tiny if min(sample.shape) < least else kept).append(sample)
-    return kept, tiny
-
-
-def tiny_note(tiny: list[FaceSample], resolution: int, side: str) -> str:
-    """The warning for faces split_tiny set aside: how many, the first few names, the limit."""
-    names = ", ".join(sample.path.name for sample in tiny[:SKIPPED_EXAMPLES])
-    more = f" and {len(tiny) - SKIPPED_EXAMPLES} more" if len(tiny) > SKIPPED_EXAMPLES else ""
-    faces = "face is" if len(tiny) == 1 else "faces are"
-    return (
-        f"{side}: {len(tiny)} {faces} smaller than {min_face_side(resolution)} px on a side and "
-        f"skipped ({names}{more}); a {resolution} px model needs faces at least that big"
-    )
-
-
-def check_face_type(samples: Iterable[FaceSample], face_type: str, side: str = "") -> None:
-    """Raise FacesetError when faces are stored as a narrower face type than ``face_type``.
-
-    A face can be cropped to its own face type or a narrower one (DFL's order: half_face <
-    midfull_face < full_face < full_face_no_align < whole_face < head < head_no_align), never
-    to a wider one: a 'full_face' faceset cannot train a 'whole_face' or 'head' model. Plain
-    images (no face type) are always accepted.
-    """
-    need = FACE_TYPE_RANK[face_type]
-    narrow: Counter[str] = Counter()
-    example: dict[str, Path] = {}
-    for sample in samples:
-        stored = sample.face_type
-        if stored is not None and FACE_TYPE_RANK.get(stored, need) < need:
-            narrow[stored] += 1
-            example.setdefault(stored, sample.path)
-    if not narrow:
-        return
-    whose = f"the {side} faceset" if side else "the faceset"
-    parts = [
-        f"{n} {'face is' if n == 1 else 'faces are'} '{t}' (e.g. {example[t]})"
-        for t, n in narrow.most_common()
-    ]
-    types = sorted(narrow, key=FACE_TYPE_RANK.__getitem__)
-    what = " and ".join(f"'{t}'" for t in types)
-    crops = "is a narrower crop" if len(types) == 1 else "are narrower crops"
-    raise FacesetError(
-        f"{whose} cannot train a '{face_type}' model: {'; '.join(parts)}. {what} {crops} than "
-        f"'{face_type}', and a face can only be cropped to its own face type or a narrower one. "
-        f"Extract the faces again as '{face_type}' (or wider), or choose a model face type no "
-        f"wider than '{types[0]}'."
-    )
-
-
 def _no_faces_message(folder: Path, skipped: list[tuple[Path, str]]) -> str:
     if not skipped:
         return f"no faces in {folder}: the folder is empty. {_WHAT_TO_DO}"
@@ -454,35 +387,3 @@ def _no_faces_message(folder: Path, skipped: list[tuple[Path, str]]) -> str:
         f"no faces in {folder}: {n} {files} skipped ({_count_categories(skipped)}). "
         f"For example {examples}{more}. {_WHAT_TO_DO}"
     )
-
-
-def read_image(sample: FaceSample | str | Path) -> np.ndarray:
-    """Decode a face image as uint8 BGR (h, w, 3); grey is expanded, alpha dropped.
-
-    A sample from a faceset.pak is read from its slice of the pak. Works with non-ASCII paths on
-    Windows (reads the bytes with numpy, decodes with OpenCV).
-    Raises FacesetError naming the file when it cannot be read.
-    """
-    path = Path(sample.path if isinstance(sample, FaceSample) else sample)
-    packed = sample.packed if isinstance(sample, FaceSample) else None
-    try:
-        if packed is not None:
-            data = np.frombuffer(packed.read(), dtype=np.uint8)
-        else:
-            data = np.fromfile(path, dtype=np.uint8)
-    except OSError as exc:
-        raise FacesetError(f"cannot read the face image {path}: {exc.strerror or exc}") from None
-    image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
-    if image is None:
-        raise FacesetError(f"cannot read the face image {path}: the file is not a readable image")
-    if image.dtype == np.uint16:
-        image = (image >> 8).astype(np.uint8)
-    elif image.dtype != np.uint8:
-        image = np.clip(image, 0, 255).astype(np.uint8)
-    if image.ndim == 2:
-        image = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
-    elif image.shape[2] in (1, 2):  # grey, grey + alpha
-        image = cv2.cvtColor(image[..., 0], cv2.COLOR_GRAY2BGR)
-    elif image.shape[2] == 4:
-        image = image[..., :3]
-    return np.ascontiguousarray(image)
