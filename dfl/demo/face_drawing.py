@@ -10,13 +10,12 @@ import cv2
 import numpy as np
 
 from dfl.data import landmarks as L
+from dfl.demo import paint
 from dfl.demo.people import Person
+from dfl.demo.person_drawing import draw_person
 
 FACE_TYPE = L.WHOLE_FACE
 
-# Subpixel precision of polygon drawing (OpenCV "shift" bits).
-SHIFT_BITS = 4
-SHIFT_SCALE = 1 << SHIFT_BITS
 
 # Per-image pose ranges (radians) and source-frame placement.
 MAX_YAW = 0.35
@@ -25,10 +24,6 @@ MAX_ROLL = 0.20
 SOURCE_FRAME_FACTOR = 2.0  # virtual source frame side, in output resolutions
 SOURCE_SCALE_RANGE = (0.9, 1.5)  # template units -> source pixels, per 256 px of output
 
-# Blurs wider than this (pixels) run on a downscaled copy.
-BLUR_FULL_RES_MAX_SIGMA = 2.0
-
-EAR_ANGLES = np.linspace(0.0, 2.0 * math.pi, 16, endpoint=False)
 
 # The background is drawn this many times smaller than the image, then enlarged.
 BACKGROUND_DOWNSCALE = 4
@@ -49,8 +44,9 @@ def _arc(n: int, half_width: float, y0: float, top: float, z0: float, z_top: flo
     )
 
 
-def person_shape(p: Person) -> dict[str, np.ndarray]:
-    """3-D landmarks and extra outline points of one person in a neutral pose."""
+def person_landmarks(p: Person) -> np.ndarray:
+    """The 68 3-D landmarks of one person in a neutral pose: the mean shape with the person's
+    jaw, eyes, brows, nose and mouth."""
     lm = L.MEAN_SHAPE_3D.copy()
     jaw = lm[L.JAW]
     low = np.clip((jaw[:, 1] + 30.0) / 107.0, 0.0, 1.0)  # 0 at the temples, 1 at the chin
@@ -78,7 +74,12 @@ def person_shape(p: Person) -> dict[str, np.ndarray]:
     lm[55:60, 1] += p.lip_thickness
     # A closed mouth: the inner lower lip sits just under the inner upper lip.
     lm[65, 1], lm[66, 1], lm[67, 1] = lm[63, 1] + 1.0, lm[62, 1] + 1.0, lm[61, 1] + 1.0
+    return lm
 
+
+def person_shape(p: Person) -> dict[str, np.ndarray]:
+    """3-D landmarks and extra outline points of one person in a neutral pose."""
+    lm = person_landmarks(p)
     half_w = 0.5 * (lm[16, 0] - lm[0, 0])
     top = _arc(15, half_w, lm[0, 1], -122.0, 47.0, 10.0)  # forehead outline
     skull = _arc(21, half_w + p.hair_volume, lm[0, 1] + 20.0, -130.0 - p.hair_volume, 50.0, 10.0)
@@ -165,75 +166,6 @@ def rotation(yaw: float, pitch: float, roll: float) -> np.ndarray:
     return rz @ rx @ ry
 
 
-# --- drawing helpers --------------------------------------------------------------------------
-
-
-def _ipts(pts: np.ndarray) -> np.ndarray:
-    return np.round(np.asarray(pts)[:, :2] * SHIFT_SCALE).astype(np.int32)
-
-
-def _fill(img: np.ndarray, pts: np.ndarray, color) -> None:
-    cv2.fillPoly(img, [_ipts(pts)], color, lineType=cv2.LINE_AA, shift=SHIFT_BITS)
-
-
-def _line(img: np.ndarray, pts: np.ndarray, color, thickness: float, closed: bool = False) -> None:
-    t = max(1, round(thickness))
-    cv2.polylines(img, [_ipts(pts)], closed, color, t, lineType=cv2.LINE_AA, shift=SHIFT_BITS)
-
-
-def _disc(shape: tuple[int, int], centre, radius: float) -> np.ndarray:
-    """Anti-aliased filled circle mask with subpixel centre and radius."""
-    m = np.zeros(shape, np.float32)
-    c = (round(float(centre[0]) * SHIFT_SCALE), round(float(centre[1]) * SHIFT_SCALE))
-    cv2.circle(m, c, max(1, round(radius * SHIFT_SCALE)), 1.0, -1, cv2.LINE_AA, SHIFT_BITS)
-    return m
-
-
-def _resample(pts: np.ndarray, n: int) -> np.ndarray:
-    """n points evenly spaced by index along a polyline."""
-    t = np.linspace(0, len(pts) - 1, n)
-    return np.stack([np.interp(t, np.arange(len(pts)), pts[:, k]) for k in range(2)], axis=1)
-
-
-def _mask(shape: tuple[int, int], pts: np.ndarray) -> np.ndarray:
-    m = np.zeros(shape, np.float32)
-    _fill(m, pts, 1.0)
-    return m
-
-
-def _blend(img: np.ndarray, mask: np.ndarray, color, alpha: float = 1.0) -> None:
-    """img := img·(1 - a·mask) + color·a·mask, in place (float32 image), on the mask's box."""
-    rows = np.flatnonzero(mask.max(axis=1) > 0)
-    if rows.size == 0:
-        return
-    cols = np.flatnonzero(mask[rows[0] : rows[-1] + 1].max(axis=0) > 0)
-    box = (slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1))
-    a = mask[box][..., None] * np.float32(alpha)
-    roi = img[box]
-    roi -= a * (roi - np.asarray(color, np.float32))
-
-
-def _shade(c, k: float) -> tuple[float, float, float]:
-    return tuple(float(np.clip(v * k, 0, 255)) for v in c)
-
-
-def _jitter(c, rng: np.random.Generator, amount: float) -> tuple[float, float, float]:
-    return tuple(float(np.clip(v + rng.normal(0, amount), 0, 255)) for v in c)
-
-
-def _blur(mask: np.ndarray, sigma: float) -> np.ndarray:
-    """Gaussian blur; wide blurs run on a smaller copy (same look, a fraction of the cost)."""
-    factor = int(sigma / BLUR_FULL_RES_MAX_SIGMA)
-    if factor < 2:
-        return cv2.GaussianBlur(mask, (0, 0), max(sigma, 0.3))
-    h, w = mask.shape[:2]
-    small = cv2.resize(
-        mask, (max(1, w // factor), max(1, h // factor)), interpolation=cv2.INTER_AREA
-    )
-    small = cv2.GaussianBlur(small, (0, 0), sigma / factor)
-    return cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
-
-
 def _background(res: int, inv: np.ndarray, rng: np.random.Generator, src_px: float) -> np.ndarray:
     """A random backdrop defined in the source frame, seen through the alignment."""
     # Drawn at a quarter of the resolution (it is soft anyway), then enlarged.
@@ -262,10 +194,12 @@ def _background(res: int, inv: np.ndarray, rng: np.random.Generator, src_px: flo
             r = float(rng.uniform(0.05, 0.2) * low)
             color = rng.uniform(30, 255, size=3)
             m = np.zeros((low, low), np.float32)
-            centre = (round(c[0] / k * SHIFT_SCALE), round(c[1] / k * SHIFT_SCALE))
-            cv2.circle(m, centre, round(r * SHIFT_SCALE), 1.0, -1, cv2.LINE_AA, SHIFT_BITS)
-            _blend(bg, m, color, 0.6)
-    bg = _blur(bg.astype(np.float32), 0.8)
+            centre = (round(c[0] / k * paint.SHIFT_SCALE), round(c[1] / k * paint.SHIFT_SCALE))
+            cv2.circle(
+                m, centre, round(r * paint.SHIFT_SCALE), 1.0, -1, cv2.LINE_AA, paint.SHIFT_BITS
+            )
+            paint.blend(bg, m, color, 0.6)
+    bg = paint.blur(bg.astype(np.float32), 0.8)
     return cv2.resize(bg, (res, res), interpolation=cv2.INTER_LINEAR)
 
 
@@ -334,137 +268,3 @@ def face_metadata(
         "source_landmarks": src_lm.astype(np.float32).tolist(),
         "image_to_face_mat": np.asarray(mat, np.float64).tolist(),
     }
-
-
-def draw_person(
-    img: np.ndarray,
-    person: Person,
-    rng: np.random.Generator,
-    shape: dict[str, np.ndarray],
-    expr: dict[str, float],
-    project: Callable[[np.ndarray], np.ndarray],
-    px: float,
-) -> None:
-    """Draw ``person`` over ``img`` (float32 BGR, in place): ``shape`` holds the 3-D template
-    points, ``project`` maps them to image pixels and ``px`` is pixels per template unit."""
-    P = {k: project(v) for k, v in shape.items()}
-    lm = P["lm"]
-    hw = img.shape[:2]
-    skin = _jitter(person.skin, rng, 4.0)
-    hair = _jitter(person.hair, rng, 5.0)
-
-    # Hair behind the head (long styles reach the shoulders).
-    skull = P["skull"]
-    if person.hair_style == "long":
-        back = np.vstack([skull, project(np.array([[95.0, 110.0, 40.0], [-95.0, 110.0, 40.0]]))])
-        _blend(img, _mask(hw, back), _shade(hair, 0.8))
-
-    _blend(img, _mask(hw, P["shoulders"]), _jitter(person.shirt, rng, 12.0))
-    neck = _mask(hw, P["neck"])
-    _blend(img, neck, _shade(skin, 0.82))
-    # Ears, then the face over them.
-    for c in P["ears"]:
-        ear = c + px * np.stack([9 * np.cos(EAR_ANGLES), 19 * np.sin(EAR_ANGLES)], axis=1)
-        _blend(img, _mask(hw, ear), _shade(skin, 0.9))
-
-    outline = np.vstack([lm[L.JAW], P["top"][::-1][1:-1]])
-    face = _mask(hw, outline)
-    # Shadow of the jaw on the neck.
-    chin_shadow = _blur(np.roll(face, round(6 * px), axis=0) * neck, 4 * px)
-    _blend(img, chin_shadow, (0, 0, 0), 0.35)
-
-    # Skin with soft edge shading and a side light.
-    light = np.array([rng.uniform(-1, 1), -0.6])
-    ramp_x = np.arange(hw[1], dtype=np.float32) / hw[1] - 0.5
-    ramp_y = np.arange(hw[0], dtype=np.float32) / hw[0] - 0.5
-    lit = 1.0 + 0.24 * (ramp_x[None, :] * light[0] + ramp_y[:, None] * light[1])
-    edge = _blur(face, 10 * px)
-    skin_layer = np.asarray(skin, np.float32) * (0.72 + 0.28 * edge * lit)[..., None]
-    f3 = face[..., None]
-    img *= 1.0 - f3
-    img += f3 * skin_layer
-
-    # Cheeks.
-    for a, b in ((2, 31), (14, 35)):
-        c = 0.5 * (lm[a] + lm[b]) + np.array([0.0, 6 * px])
-        _blend(img, _blur(_disc(hw, c, 13 * px), 7 * px) * face, person.blush, 0.35)
-
-    # Nose: soft shadow beside the ridge, nostrils, tip.
-    side = 1.0 if light[0] < 0 else -1.0
-    ridge = lm[27:31] + np.array([side * 4.5 * px, 0.0])
-    m = np.zeros(hw, np.float32)
-    _line(m, ridge, 1.0, 3 * px)
-    _blend(img, _blur(m, 2.5 * px) * face, _shade(skin, 0.6), 0.6)
-    m = np.zeros(hw, np.float32)
-    _line(m, lm[31:36], 1.0, 2.5 * px)
-    _blend(img, _blur(m, 1.5 * px), _shade(skin, 0.55), 0.8)
-    for n in (32, 34):
-        _blend(img, _disc(hw, lm[n], 2 * px), _shade(skin, 0.4))
-
-    # Mouth: lips, inner mouth with teeth when open, the line between the lips.
-    lips = _jitter(person.lips, rng, 5.0)
-    _blend(img, _mask(hw, lm[48:60]), lips)
-    _blend(img, _mask(hw, lm[[48, 49, 50, 51, 52, 53, 54, 64, 63, 62, 61, 60]]), _shade(lips, 0.8))
-    if expr["open"] > 0.05:
-        inner = _mask(hw, lm[60:68])
-        _blend(img, inner, (35, 25, 60))
-        teeth = lm[[60, 61, 62, 63, 64]] + np.array([0.0, 3.5 * px * expr["open"] + 1])
-        tpoly = np.vstack([lm[[60, 61, 62, 63, 64]], teeth[::-1]])
-        _blend(img, _mask(hw, tpoly) * inner, (225, 235, 240))
-    _line(img, lm[[48, *range(60, 65), 54]], _shade(lips, 0.45), 1.6 * px)
-
-    # Eyes: white, iris and pupil clipped to the lids, a highlight, lid lines.
-    iris = _jitter(person.iris, rng, 6.0)
-    for eye in (L.RIGHT_EYE, L.LEFT_EYE):
-        pts = lm[eye]
-        white = _mask(hw, pts)
-        _blend(img, white, (235, 240, 245))
-        width = float(np.linalg.norm(pts[3] - pts[0]))
-        c = pts.mean(axis=0) + np.array([expr["gaze_x"], expr["gaze_y"]]) * width
-        r = 0.27 * width
-        _blend(img, _disc(hw, c, r) * white, iris)
-        _blend(img, _disc(hw, c, 0.45 * r) * white, (15, 15, 15))
-        _blend(img, _disc(hw, c - 0.35 * r, 0.2 * r) * white, (255, 255, 255), 0.9)
-        _line(img, pts[[0, 1, 2, 3]], (25, 20, 20), 1.8 * px)
-        _line(img, pts[[3, 4, 5, 0]], _shade(skin, 0.6), 1.0 * px)
-
-    # Brows: a thick stroke, thinning toward the tail.
-    for brow in (L.RIGHT_BROW, L.LEFT_BROW):
-        pts = lm[brow] if brow == L.RIGHT_BROW else lm[brow][::-1]
-        m = np.zeros(hw, np.float32)
-        for k in range(4):
-            t = person.brow_thickness * px * (1.0 - 0.18 * k)
-            _line(m, pts[k : k + 2], 1.0, t)
-        _blend(img, _blur(m, 0.6 * px), person.brow, 0.95)
-
-    # Hair over the forehead.
-    hairline = P["hairline"]
-    cap = np.vstack([skull, hairline[::-1]])
-    hmask = _mask(hw, cap)
-    if person.hair_style == "long":
-        for sgn in (-1.0, 1.0):
-            strand = np.array(
-                [
-                    [sgn * 60.0, -95.0, 30.0],
-                    [sgn * 100.0, -60.0, 40.0],
-                    [sgn * 98.0, 40.0, 40.0],
-                    [sgn * 92.0, 105.0, 40.0],
-                    [sgn * 80.0, 105.0, 40.0],
-                    [sgn * 78.0, 20.0, 40.0],
-                    [sgn * 74.0, -55.0, 40.0],
-                ]
-            )
-            hmask = np.maximum(hmask, _mask(hw, project(strand)))
-    # Strands follow the head: curves between the skull outline and the hairline.
-    tex = np.zeros(hw, np.float32)
-    outer, inner = _resample(skull, 24), _resample(hairline, 24)
-    for f in rng.uniform(0.0, 1.0, size=28):
-        lo, hi = sorted(rng.uniform(0.0, 1.0, size=2) * 23)
-        curve = (outer * (1 - f) + inner * f)[int(lo) : int(hi) + 2]
-        curve = curve + rng.normal(0, 1.0 * px, size=curve.shape)
-        _line(tex, curve, float(rng.uniform(-1, 1)), 1.3 * px)
-    hair_layer = np.asarray(hair, np.float32) * (0.85 + 0.25 * _blur(tex, 0.7 * px))[..., None]
-    hair_layer *= (0.75 + 0.25 * _blur(hmask, 6 * px))[..., None]
-    h3 = hmask[..., None]
-    img *= 1.0 - h3
-    img += h3 * hair_layer

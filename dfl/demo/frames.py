@@ -15,13 +15,13 @@ from dfl.demo.face_drawing import (
     FACE_TYPE,
     NOISE_SIGMA,
     apply_expression,
-    draw_person,
     face_metadata,
     person_shape,
     projection,
     rotation,
 )
 from dfl.demo.people import Person
+from dfl.demo.person_drawing import draw_person
 
 FRAME_SIZE = (320, 240)  # (width, height) of a demo frame, pixels
 DEMO_FPS = 25  # frame rate of the demo video
