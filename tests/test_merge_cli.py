@@ -1,20 +1,19 @@
 """`dfl merge` end to end: DFL's questions in a real terminal (invalid answers re-asked), the
 answers remembered with the model, a piped re-run that resumes, the interactive fallback without a
-display, and bad inputs that end with a message and exit code 2 before anything is loaded."""
+display (the window itself: tests/test_merge_window.py), and bad inputs that end with a message
+and exit code 2 before anything is loaded."""
 
 from __future__ import annotations
 
 import json
 import os
 import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
 
 from dfl.merge.session import SESSION_FILE, MergeSession, load_session, save_session
 from dfl.options import OptionError
-from dfl.ui.merge_command import NOT_AVAILABLE_YET
 from dfl.ui.merge_questions import (
     Asker,
     ask_interactive,
@@ -23,10 +22,9 @@ from dfl.ui.merge_questions import (
     ask_workers,
     check_overrides,
 )
-from tests.e2e import DFL, EXIT_TIMEOUT_S, PROMPT_TIMEOUT_S, dfl_env, run_dfl
+from tests.e2e import EXIT_TIMEOUT_S, PROMPT_TIMEOUT_S, dfl_env, run_dfl
 from tests.merge_fixtures import make_workspace, write_aligned
 from tests.terminal import TmuxSession, tmux_available
-from tests.xvfb import missing_tools, xvfb_display
 
 DFL_MODEL = Path(__file__).parent / "data" / "dfl-models" / "tiny-saehd-df-ud-64"
 FRAMES = 3
@@ -165,24 +163,6 @@ def test_bad_inputs_exit_2_with_a_message(workspace: Path, tmp_path: Path) -> No
     _fails([*ws, "--opt", "colour=rct"], tmp_path, "unknown merge option colour")
     _fails([*ws, "--force-model-name", "nope"], tmp_path, "no saved SAEHD model named 'nope'")
     _fails([*ws, "--model-dir", str(empty)], tmp_path, "no saved models")
-
-
-@pytest.mark.ui
-@pytest.mark.skipif(bool(missing_tools("Xvfb")), reason="Xvfb is not installed")
-def test_interactive_with_a_display_says_not_available_yet(workspace: Path, tmp_path: Path) -> None:
-    with xvfb_display() as display:
-        result = subprocess.run(
-            [*DFL, "merge", "--workspace", str(workspace), "--opt", "interactive=y"],
-            cwd=tmp_path,
-            input="",
-            capture_output=True,
-            text=True,
-            timeout=MERGE_TIMEOUT_S,
-            env={**os.environ, **dfl_env(DISPLAY=display)},
-        )
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert NOT_AVAILABLE_YET in result.stdout
-    assert f"Merged {FRAMES} frames" in result.stdout
 
 
 # ------------------------------------------------------------------ the questions, in process

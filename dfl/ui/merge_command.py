@@ -2,8 +2,9 @@
 
 Order as in DFL: the frames and aligned faces are checked first, then the model is picked (the
 train menu without "new"), the device chosen, AMP's "Morph factor" asked, "Use interactive
-merger?", and, non-interactive, DFL's settings questionnaire and "Number of workers?". The
-answers are remembered with the model (dfl.merge.session) and offered as defaults next time.
+merger?", and, non-interactive, DFL's settings questionnaire and "Number of workers?"; or the
+interactive merger window (dfl.ui.merge_window) when a display is there. The answers are
+remembered with the model (dfl.merge.session) and offered as defaults next time.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from dfl.errors import EXIT_CANCELLED
 from dfl.models.registry import MODEL_NAMES
 from dfl.ui import text
 
-NOT_AVAILABLE_YET = "The interactive merger is not available yet: using the non-interactive merger."
+NO_WINDOW = "The interactive merger cannot run here: using the non-interactive merger."
 
 
 @dataclass(frozen=True)
@@ -87,9 +88,11 @@ def _folders(args: argparse.Namespace) -> Folders:
 
 
 def open_interactive_merger(context: Any) -> int | None:
-    """The hook for the interactive merger window: runs it and returns the exit code, or None
-    when it is not available (then the non-interactive merger runs)."""
-    return None
+    """Run the interactive merger window (dfl.ui.merge_window) for a prepared MergeFlow; the
+    exit code, or None when its window cannot be opened (then the non-interactive merger runs)."""
+    from dfl.ui.merge_window import run_interactive
+
+    return run_interactive(context)
 
 
 def _interactive_or_not(wanted: bool) -> bool:
@@ -125,13 +128,13 @@ def merge(args: argparse.Namespace) -> int:
     backend.use_device(flow.device)
     backend.import_keras(backend_name)
     flow.ask_model_questions()
-    if _interactive_or_not(flow.ask_interactive()):
-        code = open_interactive_merger(flow)
-        if code is not None:
-            return code
-        text.note(NOT_AVAILABLE_YET)
-    flow.ask_settings()
     try:
+        if _interactive_or_not(flow.ask_interactive()):
+            code = open_interactive_merger(flow)
+            if code is not None:
+                return code
+            text.note(NO_WINDOW)
+        flow.ask_settings()
         return flow.run()
     except KeyboardInterrupt:
         text.warn(flow.interrupted_message())

@@ -178,9 +178,10 @@ class MergeFlow:
                 f"{model_face.face_type} for a faithful result)."
             )
 
-    def run(self) -> int:
+    def load_model(self) -> tuple[Any, dict[str, Any]]:
+        """The predictor and the model state key (type, name, iteration, morph factor) that
+        decides whether earlier merged frames still count."""
         from dfl.merge.predictor import load_predictor
-        from dfl.merge.run import MergeJob, run_merge, stale_outputs
 
         text.info(f"Loading {self.name}_{self.model_type} model...")
         predictor = load_predictor(self.folder, morph_factor=self.morph)
@@ -196,6 +197,12 @@ class MergeFlow:
             "iteration": predictor.info.iteration,
             "morph_factor": self.morph,
         }
+        return predictor, key
+
+    def run(self) -> int:
+        from dfl.merge.run import MergeJob, run_merge, stale_outputs
+
+        predictor, key = self.load_model()
         job = MergeJob(
             frames=self.pairing.frames,
             output_dir=self.folders.output_dir,

@@ -24,6 +24,7 @@ from dfl.ui.prompts import INPUT_CLOSED_MESSAGE, InputClosed, InputFn, PrintFn, 
 MORPH_KEY = "morph_factor"
 WORKERS_KEY = "workers"
 INTERACTIVE_KEY = "interactive"
+SAVED_SESSION_KEY = "use_saved_session"
 LISTED = ("mode", "mask_mode", "sharpen_mode")  # DFL prints a numbered list before these
 
 MORPH_OPTION = Option(
@@ -45,6 +46,15 @@ INTERACTIVE_OPTION = Option(
     group="merge",
     help="The interactive merger shows each merged frame in a window and lets you tune the "
     "settings per frame with DFL's keys; no: answer the settings once for every frame.",
+)
+SAVED_SESSION_OPTION = Option(
+    name=SAVED_SESSION_KEY,
+    label="Use saved session?",
+    type=bool,
+    default=True,
+    group="merge",
+    help="Continue the interactive merge where it stopped, with each frame's settings; no: "
+    "start again from the first frame with the default settings.",
 )
 
 
@@ -90,7 +100,7 @@ def option_values(settings: MergeSettings) -> dict[str, Any]:
 
 def check_overrides(overrides: Mapping[str, str], model_type: str) -> None:
     """OptionError for an --opt key that `dfl merge` does not know."""
-    known = [o.name for o in MERGE_OPTIONS] + [WORKERS_KEY, INTERACTIVE_KEY]
+    known = [o.name for o in MERGE_OPTIONS] + [WORKERS_KEY, INTERACTIVE_KEY, SAVED_SESSION_KEY]
     if model_type == "AMP":
         known.append(MORPH_KEY)
     unknown = sorted(set(overrides) - set(known))
@@ -132,3 +142,8 @@ def ask_interactive(asker: Asker, flag: bool | None, overrides: Mapping[str, str
     if flag is not None:
         return flag
     return bool(ask_one(asker, INTERACTIVE_OPTION, overrides))
+
+
+def ask_saved_session(asker: Asker, overrides: Mapping[str, str]) -> bool:
+    """DFL's "Use saved session?" (asked when the interactive merger has a saved session)."""
+    return bool(ask_one(asker, SAVED_SESSION_OPTION, overrides))
