@@ -290,57 +290,88 @@ def resolve_options(
     """
     check_table(table)
     overrides = dict(overrides or {})
-    names = [option.name for option in table]
-    unknown = sorted(set(overrides) - set(names))
-    if unknown:
-        valid = ", ".join(names) if names else "(none)"
-        raise OptionError(f"unknown option {', '.join(unknown)}; valid options: {valid}")
-
+    _check_override_names(table, overrides)
     resume = stored is not None
     stored = dict(stored or {})
     values: dict[str, Any] = {}
     sources: dict[str, str] = {}
     notes: list[str] = []
-
     for option in table:
         name = option.name
         if name in overrides:
-            value, note = normalize(option, overrides[name], values)
-            if note:
-                notes.append(note)
-            if resume and not option.changeable and name in stored:
-                old, _ = _stored_value(option, stored[name], values, notes)
-                if value != old:
-                    raise OptionError(
-                        f"{name} is fixed when the model is created (stored: {old}); "
-                        "it cannot be changed on resume"
-                    )
+            value = _override_value(
+                option, overrides[name], stored if resume else None, values, notes
+            )
             source = SOURCE_OVERRIDE
         else:
-            if resume and name in stored:
-                value, source = _stored_value(option, stored[name], values, notes)
-            else:
-                value, source = default_of(option, values), SOURCE_DEFAULT
-                if resume:
-                    notes.append(f"{name} was not stored with the model; using {value}")
+            value, source = _stored_or_default(option, stored if resume else None, values, notes)
             may_ask = not resume or (ask_changeable and option.changeable)
             if answer is not None and may_ask and is_relevant(option, values):
                 value, _ = normalize(option, answer(option, value, values), values)
                 source = SOURCE_ANSWER
         values[name] = value
         sources[name] = source
+    _round_late_multiples(table, values, sources, notes)
+    kept = {key: value for key, value in stored.items() if key not in values}
+    notes.extend(f"stored option {key!r} is not known to this version; kept aside" for key in kept)
+    return Resolved(options=values, notes=notes, sources=sources, unknown=kept)
 
-    # Multiples that depend on options asked later (SAEHD: resolution vs archi) are checked again.
+
+def _check_override_names(table: Sequence[Option], overrides: Mapping[str, object]) -> None:
+    names = [option.name for option in table]
+    unknown = sorted(set(overrides) - set(names))
+    if unknown:
+        valid = ", ".join(names) if names else "(none)"
+        raise OptionError(f"unknown option {', '.join(unknown)}; valid options: {valid}")
+
+
+def _override_value(
+    option: Option,
+    raw: object,
+    stored: Mapping[str, Any] | None,
+    values: Mapping[str, Any],
+    notes: list[str],
+) -> OptionValue:
+    """An override, checked; on resume a fixed option may only be "overridden" with its value."""
+    value, note = normalize(option, raw, values)
+    if note:
+        notes.append(note)
+    if stored is not None and not option.changeable and option.name in stored:
+        old, _ = _stored_value(option, stored[option.name], values, notes)
+        if value != old:
+            raise OptionError(
+                f"{option.name} is fixed when the model is created (stored: {old}); "
+                "it cannot be changed on resume"
+            )
+    return value
+
+
+def _stored_or_default(
+    option: Option,
+    stored: Mapping[str, Any] | None,
+    values: Mapping[str, Any],
+    notes: list[str],
+) -> tuple[OptionValue, str]:
+    """(value, source) before any answer: the stored value on resume, else the default."""
+    if stored is not None and option.name in stored:
+        return _stored_value(option, stored[option.name], values, notes)
+    value = default_of(option, values)
+    if stored is not None:
+        notes.append(f"{option.name} was not stored with the model; using {value}")
+    return value, SOURCE_DEFAULT
+
+
+def _round_late_multiples(
+    table: Sequence[Option], values: dict[str, Any], sources: Mapping[str, str], notes: list[str]
+) -> None:
+    """Multiples that depend on options asked later (SAEHD: resolution vs archi) are checked
+    again once every option is known."""
     for option in table:
         if callable(option.multiple_of) and sources[option.name] != SOURCE_STORED:
             rounded, note = round_to_multiple(option, values[option.name], values)
             if note:
                 values[option.name] = rounded
                 notes.append(note)
-
-    kept = {key: value for key, value in stored.items() if key not in values}
-    notes.extend(f"stored option {key!r} is not known to this version; kept aside" for key in kept)
-    return Resolved(options=values, notes=notes, sources=sources, unknown=kept)
 
 
 def complete_options(
@@ -360,109 +391,3 @@ def ordered_options(options: Mapping[str, Any], order: Sequence[str]) -> dict[st
     ordered = {key: options[key] for key in order if key in options}
     ordered.update((key, value) for key, value in options.items() if key not in ordered)
     return ordered
-
-
-COMMON_OPTIONS: tuple[Option, ...] = (
-    Option(
-        name="autobackup_hour",
-        label="Autobackup every N hour",
-        type=int,
-        default=2,
-        range=(0, 24),
-        hint="0..24",
-        group="saving",
-        help="Every N hours of training, copy the current model state into the autobackups "
-        "folder (newest is 01). 0 turns autobackups off.",
-    ),
-    Option(
-        name="autobackup_keep",
-        label="Number of autobackups to keep",
-        type=int,
-        default=8,
-        range=(1, 100),
-        group="saving",
-        when=lambda r: r.get("autobackup_hour", 0) != 0,
-        help="How many autobackups are kept; when a new one is made the oldest beyond this "
-        "count is removed.",
-    ),
-    Option(
-        name="write_preview_history",
-        label="Write preview history",
-        type=bool,
-        default=False,
-        group="saving",
-        help="Save a preview image every few iterations into the model's history folder, to "
-        "watch progress over time.",
-    ),
-    Option(
-        name="target_iter",
-        label="Target iteration",
-        type=int,
-        default=0,
-        range=(0, None),
-        group="training",
-        help="Training stops once the model reaches this iteration, after a save. 0: no "
-        "target, train until you stop it. Change it on resume with --override or "
-        "--opt target_iter=N.",
-    ),
-    Option(
-        name="random_src_flip",
-        label="Flip SRC faces randomly",
-        type=bool,
-        default=False,
-        group="augmentation",
-        help="Mirror src samples at random. Gives more angles to learn from, but faces are "
-        "not symmetric, so the result can look less like the person.",
-    ),
-    Option(
-        name="random_dst_flip",
-        label="Flip DST faces randomly",
-        type=bool,
-        default=True,
-        group="augmentation",
-        help="Mirror dst samples at random. Helps the model generalise from src to dst when "
-        "src flipping is off.",
-    ),
-    Option(
-        name="batch_size",
-        label="Batch_size",
-        type=int,
-        default=4,
-        range=(1, None),
-        group="training",
-        help="Samples per iteration. Bigger batches generalise better but need more memory; "
-        "lower it if training runs out of memory.",
-    ),
-    Option(
-        name="bf16",
-        label="Use bf16 mixed precision",
-        type=bool,
-        default=False,
-        group="training",
-        help="Compute in bfloat16 while weights, optimizer state and losses stay float32. Faster "
-        "on GPUs with bf16 tensor cores (NVIDIA Ampere and newer), usually slower on a CPU. "
-        "If a step gives NaN in bf16, it is turned off for this model and the step is done "
-        "again in float32.",
-    ),
-    Option(
-        name="sample_cache_mb",
-        label="Sample cache (MB)",
-        type=int,
-        default=1024,
-        range=(0, None),
-        group="training",
-        ask=False,
-        help="Memory for decoded faces kept between uses, so each face is read and decoded "
-        "once; 0 decodes every time. Set it with --opt sample_cache_mb=N.",
-    ),
-    Option(
-        name="seed",
-        label="Random seed",
-        type=int,
-        default=0,
-        range=(0, 2**32 - 1),
-        group="training",
-        ask=False,
-        help="Seed for sample order and augmentation; set it with --opt seed=N.",
-    ),
-)

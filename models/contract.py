@@ -18,7 +18,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from dfl.options import COMMON_OPTIONS, Option
+from dfl.common_options import COMMON_OPTIONS
+from dfl.options import Option
 
 if TYPE_CHECKING:
     from dfl.backend.step import LossGroup
@@ -65,7 +66,7 @@ class Training:
 
 # ------------------------------------------------------------------- defaults of the hooks
 def common_option_table(gpu_memory_bytes: int | None = None) -> tuple[Option, ...]:
-    """The options every model has (dfl.options.COMMON_OPTIONS) and no others."""
+    """The options every model has (dfl.common_options.COMMON_OPTIONS) and no others."""
     return tuple(COMMON_OPTIONS)
 
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import pytest
 
+from dfl.common_options import COMMON_OPTIONS
 from dfl.models.amp import options as amp_options
 from dfl.models.saehd import option_definitions
-from dfl.options import COMMON_OPTIONS, SOURCE_STORED, OptionError, resolve_options
+from dfl.options import SOURCE_STORED, OptionError, resolve_options
 
 # DFL's ask order (docs/dfl-trainer.md §4.3)
 ASK_ORDER = (

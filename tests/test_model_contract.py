@@ -15,6 +15,7 @@ backend.select(None)
 
 import keras  # noqa: E402
 
+from dfl.common_options import COMMON_OPTIONS  # noqa: E402
 from dfl.data.faceset import load_faceset  # noqa: E402
 from dfl.interop.deepfacelab.mapping import (  # noqa: E402
     TF_SUFFIX,
@@ -27,7 +28,7 @@ from dfl.interop.deepfacelive.wiring import LAYOUTS, MORPH_LAYOUTS  # noqa: E402
 from dfl.models import registry  # noqa: E402
 from dfl.models.contract import ModelSpec, Training  # noqa: E402
 from dfl.models.loading import load_saved_model  # noqa: E402
-from dfl.options import COMMON_OPTIONS, resolve_options  # noqa: E402
+from dfl.options import resolve_options  # noqa: E402
 from dfl.store.model_store import ModelStore  # noqa: E402
 from dfl.training.benchmark import CASES  # noqa: E402
 from dfl.training.trainer import Trainer, TrainingSetup  # noqa: E402

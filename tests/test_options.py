@@ -6,8 +6,8 @@ import re
 
 import pytest
 
+from dfl.common_options import COMMON_OPTIONS
 from dfl.options import (
-    COMMON_OPTIONS,
     SOURCE_ANSWER,
     SOURCE_DEFAULT,
     SOURCE_OVERRIDE,

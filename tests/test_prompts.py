@@ -11,7 +11,8 @@ import time
 
 import pytest
 
-from dfl.options import COMMON_OPTIONS, Option, OptionError
+from dfl.common_options import COMMON_OPTIONS
+from dfl.options import Option, OptionError
 from dfl.ui.prompts import (
     INPUT_CLOSED_MESSAGE,
     InputClosed,

@@ -377,7 +377,7 @@ def test_question_mark_at_the_model_menu_shows_help(tmp_path: Path) -> None:
 
 
 def test_every_common_option_has_help() -> None:
-    from dfl.options import COMMON_OPTIONS
+    from dfl.common_options import COMMON_OPTIONS
 
     assert [o.name for o in COMMON_OPTIONS if not (o.help or "").strip()] == []
 

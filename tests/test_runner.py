@@ -12,9 +12,10 @@ from dfl import backend
 
 backend.select(None)
 
+from dfl.common_options import COMMON_OPTIONS  # noqa: E402
 from dfl.data.faceset import load_faceset  # noqa: E402
 from dfl.models.quick96 import model as quick96  # noqa: E402
-from dfl.options import COMMON_OPTIONS, resolve_options  # noqa: E402
+from dfl.options import resolve_options  # noqa: E402
 from dfl.store.model_store import ModelStore  # noqa: E402
 from dfl.training.events import BackedUp, Command, Error, Message, Preview, Saved, Step, Stopped  # noqa: E402
 from dfl.training.runner import Schedule, TrainingRunner  # noqa: E402

@@ -12,10 +12,11 @@ import pytest
 from keras import ops
 
 from dfl import backend
+from dfl.common_options import COMMON_OPTIONS
 from dfl.models.saehd import model as saehd
 from dfl.nn import archi_networks, autoencoders
 from dfl.nn.optimizers import AdaBelief, RMSprop
-from dfl.options import COMMON_OPTIONS, SOURCE_STORED, OptionError, resolve_options
+from dfl.options import SOURCE_STORED, OptionError, resolve_options
 
 GIB = 1024**3
 

@@ -10,12 +10,12 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
+from dfl.common_options import COMMON_OPTIONS
 from dfl.models.saehd import options as saehd_options
 from dfl.models.saehd.option_definitions import CT_MODES as CT_MODES
 from dfl.models.saehd.option_definitions import SAEHD_OPTIONS
 from dfl.models.saehd.options import preview_history_every as preview_history_every
 from dfl.options import (
-    COMMON_OPTIONS,
     Option,
     complete_options,
     ordered_options,

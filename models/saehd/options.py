@@ -8,9 +8,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from dfl.common_options import COMMON_OPTIONS
 from dfl.models.saehd.option_definitions import SAEHD_OPTIONS
 from dfl.options import (
-    COMMON_OPTIONS,
     Option,
     complete_options,
     ordered_options,
