@@ -11,6 +11,7 @@ import pytest
 
 from dfl.data import augment as A
 from dfl.data import colortransfer as C
+from dfl.data import face_masks
 from dfl.data import landmarks as L
 from dfl.data.augment import AugmentConfig, WarpParams
 from dfl.data.face_image import read_image
@@ -228,7 +229,7 @@ def test_face_type_crop_matches_landmarks(real: tuple[FaceSample, np.ndarray]) -
     cfg = AugmentConfig(RES, L.FULL_FACE, random_warp=False, **NO_MOTION)
     _, _, mask, _ = A.process_sample(image, sample, cfg, np.random.default_rng(0))
     crop = L.transform_matrix(sample.landmarks, RES, L.FULL_FACE)
-    expected = L.hull_mask((RES, RES), L.transform_points(sample.landmarks, crop))
+    expected = face_masks.hull_mask((RES, RES), L.transform_points(sample.landmarks, crop))
     inter = np.minimum(mask > 0.5, expected > 0.5).sum()
     union = np.maximum(mask > 0.5, expected > 0.5).sum()
     assert inter / union > 0.95

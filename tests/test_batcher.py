@@ -10,7 +10,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dfl.data import batcher as B
 from dfl.data import landmarks as L
 from dfl.data import sampling
 from dfl.data.augment import AugmentConfig

@@ -10,6 +10,7 @@ import cv2
 import numpy as np
 import pytest
 
+from dfl.data import face_masks
 from dfl.data import landmarks as L
 from dfl.data.face_image import read_image
 from dfl.data.faceset import load_faceset
@@ -78,14 +79,14 @@ def test_drawing_matches_landmarks(workspace: Path) -> None:
         for s in load_faceset(workspace / side / "aligned").samples[:3]:
             img = read_image(s).astype(np.float32)
             lm = s.landmarks
-            face = L.hull_mask((RES, RES), lm)
+            face = face_masks.hull_mask((RES, RES), lm)
             lips = np.zeros((RES, RES, 1), np.float32)
             cv2.fillPoly(lips, [lm[48:60].astype(np.int32)], 1.0)
             cv2.fillPoly(lips, [lm[60:68].astype(np.int32)], 0.0)
             skin = _region_mean(img, face * (1 - lips))
             assert np.linalg.norm(skin - person.skin) < 45
             assert np.linalg.norm(_region_mean(img, lips) - person.lips) < 45
-            eyes = L.eyes_mouth_mask((RES, RES), lm) * (1 - lips)
+            eyes = face_masks.eyes_mouth_mask((RES, RES), lm) * (1 - lips)
             eyes[int(lm[48:68, 1].min()) - 2 :] = 0  # eyes only
             assert np.linalg.norm(_region_mean(img, eyes > 0.9) - skin) > 40
 
@@ -95,7 +96,9 @@ def test_src_and_dst_differ(workspace: Path) -> None:
     for side in ("data_src", "data_dst"):
         fs = load_faceset(workspace / side / "aligned")
         faces = [
-            _region_mean(read_image(s).astype(np.float32), L.hull_mask((RES, RES), s.landmarks))
+            _region_mean(
+                read_image(s).astype(np.float32), face_masks.hull_mask((RES, RES), s.landmarks)
+            )
             for s in fs.samples
         ]
         means.append(np.mean(faces, axis=0))

@@ -8,6 +8,7 @@ import cv2
 import numpy as np
 import pytest
 
+from dfl.data import face_masks, head_pose
 from dfl.data import landmarks as L
 from dfl.data.jpeg_metadata import read_dfl_metadata
 
@@ -119,7 +120,7 @@ def test_transform_points_roundtrip() -> None:
 def test_hull_mask(faces: list[dict]) -> None:
     for meta in faces[::4]:
         lm = np.array(meta["landmarks"])
-        mask = L.hull_mask((SIZE, SIZE), lm)
+        mask = face_masks.hull_mask((SIZE, SIZE), lm)
         assert mask.shape == (SIZE, SIZE, 1) and mask.dtype == np.float32
         assert set(np.unique(mask)) <= {0.0, 1.0}
         frac = mask.mean()
@@ -129,14 +130,14 @@ def test_hull_mask(faces: list[dict]) -> None:
         assert mask[y, x, 0] == 1.0
         assert mask[0, 0, 0] == 0.0 and mask[-1, -1, 0] == 0.0
         # Bigger brow push -> the mask reaches higher.
-        tall = L.hull_mask((SIZE, SIZE), lm, eyebrows_expand_mod=2.0)
+        tall = face_masks.hull_mask((SIZE, SIZE), lm, eyebrows_expand_mod=2.0)
         assert tall.sum() > mask.sum()
         assert np.all(tall >= mask)
 
 
 def test_expand_eyebrows_moves_brows_up() -> None:
     lm = np.array(_meta(FILES[0])["landmarks"])
-    out = L.expand_eyebrows(lm, 1.0)
+    out = face_masks.expand_eyebrows(lm, 1.0)
     assert out.dtype.kind == "i"
     assert np.all(out[17:27, 1] <= np.trunc(lm[17:27, 1]))
     np.testing.assert_array_equal(out[:17], np.trunc(lm[:17]).astype(int))
@@ -144,7 +145,7 @@ def test_expand_eyebrows_moves_brows_up() -> None:
 
 def test_eyes_mouth_mask(faces: list[dict]) -> None:
     lm = np.array(faces[0]["landmarks"])
-    em = L.eyes_mouth_mask((SIZE, SIZE), lm)
+    em = face_masks.eyes_mouth_mask((SIZE, SIZE), lm)
     assert em.shape == (SIZE, SIZE, 1) and em.dtype == np.float32
     assert em.min() >= 0.0 and em.max() <= 1.0
     eye = lm[36:42].mean(axis=0).astype(int)
@@ -155,28 +156,28 @@ def test_eyes_mouth_mask(faces: list[dict]) -> None:
     assert em[nose[1], nose[0], 0] < 0.05
     assert 0.005 < em.mean() < 0.2
     # Multiplying by the binarised face mask keeps what lies inside the face.
-    face = L.hull_mask((SIZE, SIZE), lm) * 0.3
-    masked = L.eyes_mouth_mask((SIZE, SIZE), lm, face_mask=face)
+    face = face_masks.hull_mask((SIZE, SIZE), lm) * 0.3
+    masked = face_masks.eyes_mouth_mask((SIZE, SIZE), lm, face_mask=face)
     np.testing.assert_array_equal(masked, em * (face != 0))
-    empty = L.eyes_mouth_mask((SIZE, SIZE), lm, face_mask=np.zeros((SIZE, SIZE)))
+    empty = face_masks.eyes_mouth_mask((SIZE, SIZE), lm, face_mask=np.zeros((SIZE, SIZE)))
     assert empty.max() == 0.0
 
 
 def test_small_sizes_work() -> None:
     lm = np.array(_meta(FILES[0])["landmarks"]) / 16.0
-    assert L.eyes_mouth_mask((16, 16), lm).shape == (16, 16, 1)
-    assert L.hull_mask((16, 16), lm).sum() > 0
+    assert face_masks.eyes_mouth_mask((16, 16), lm).shape == (16, 16, 1)
+    assert face_masks.hull_mask((16, 16), lm).sum() > 0
 
 
 def test_pose_estimates(faces: list[dict]) -> None:
     lm = np.array(faces[0]["landmarks"])
-    pitch, yaw, roll = L.estimate_pitch_yaw_roll(lm, SIZE)
+    pitch, yaw, roll = head_pose.estimate_pitch_yaw_roll(lm, SIZE)
     assert all(abs(v) <= np.pi / 2 for v in (pitch, yaw, roll))
     assert abs(yaw) < 0.5
     mirrored = lm.copy()
     mirrored[:, 0] = SIZE - mirrored[:, 0]
     assert L.estimate_averaged_yaw(mirrored) == pytest.approx(-L.estimate_averaged_yaw(lm))
-    assert isinstance(L.estimate_yaw(lm, SIZE), float)
+    assert isinstance(head_pose.estimate_yaw(lm, SIZE), float)
 
 
 def test_bad_landmarks() -> None:

@@ -10,6 +10,7 @@ import cv2
 import numpy as np
 import pytest
 
+from dfl.data import face_masks
 from dfl.data import landmarks as L
 from dfl.merge import masked as M
 from dfl.merge.settings import MASK_MODES, MergeSettings
@@ -69,7 +70,7 @@ def crop() -> M.FaceCrop:
 
 def _ref_hull(frame: np.ndarray, lm: np.ndarray) -> np.ndarray:
     mat = L.transform_matrix(lm, R, FACE_TYPE)
-    hull = L.hull_mask(frame.shape[:2], lm)
+    hull = face_masks.hull_mask(frame.shape[:2], lm)
     return np.clip(cv2.warpAffine(hull, mat, (R, R), flags=cv2.INTER_CUBIC), 0, 1)
 
 

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 import cv2
 import numpy as np
 
-from dfl.data import landmarks
+from dfl.data import face_masks, landmarks
 from dfl.data.colortransfer import color_transfer, normalize_ct_mode
 
 if TYPE_CHECKING:
@@ -198,7 +198,7 @@ def base_masks(sample: FaceSample, shape_hw: tuple[int, int], eyes_mouth: bool) 
     if sample.xseg_mask is not None:
         full = decode_xseg_mask(sample, shape_hw)
     elif sample.landmarks is not None:
-        hull = landmarks.hull_mask(shape_hw, sample.landmarks, sample.eyebrows_expand_mod)
+        hull = face_masks.hull_mask(shape_hw, sample.landmarks, sample.eyebrows_expand_mod)
         full = (hull.reshape(h, w) > 0).astype(np.uint8) * np.uint8(255)
     else:
         full = np.full((h, w), 255, np.uint8)
@@ -207,7 +207,7 @@ def base_masks(sample: FaceSample, shape_hw: tuple[int, int], eyes_mouth: bool) 
     out = np.zeros((h, w, 2), np.uint8)
     out[..., 0] = full
     if sample.landmarks is not None:
-        em = landmarks.eyes_mouth_mask(shape_hw, sample.landmarks, full)
+        em = face_masks.eyes_mouth_mask(shape_hw, sample.landmarks, full)
         out[..., 1] = np.rint(em.reshape(h, w) * 255.0).astype(np.uint8)
     return out
 

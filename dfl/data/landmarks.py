@@ -1,4 +1,6 @@
-"""Face geometry on 68 landmarks: face types, alignment matrices, hull and eyes/mouth masks."""
+"""Face geometry on 68 landmarks: face types, landmark groups, DFL's mean face and the alignment
+matrices. Masks drawn from landmarks live in dfl/data/face_masks.py, the head pose in
+dfl/data/head_pose.py."""
 
 from __future__ import annotations
 
@@ -204,9 +206,6 @@ MEAN_SHAPE_3D = np.array(
     dtype=np.float64,
 )
 
-# Pose estimates are clipped to +-90 degrees.
-HALF_PI = math.pi / 2.0
-
 
 def face_type_from_code(code: str) -> str:
     """Return the DFL face-type name for a short option code ('wf' -> 'whole_face') or a name."""
@@ -221,7 +220,8 @@ def face_type_from_code(code: str) -> str:
     )
 
 
-def _check_landmarks(landmarks: np.ndarray) -> np.ndarray:
+def check_landmarks(landmarks: np.ndarray) -> np.ndarray:
+    """The landmarks as a (68, 2) float64 array; ValueError for any other shape."""
     lm = np.asarray(landmarks, dtype=np.float64)
     if lm.shape != (N_LANDMARKS, 2):
         raise ValueError(f"expected landmarks of shape (68, 2), got {lm.shape}")
@@ -278,7 +278,7 @@ def transform_points(points: np.ndarray, mat: np.ndarray, invert: bool = False) 
 
 def estimate_averaged_yaw(landmarks: np.ndarray) -> float:
     """Yaw proxy from jaw-to-nose x distances (right side minus left side), in landmark units."""
-    lm = _check_landmarks(landmarks)
+    lm = check_landmarks(landmarks)
     left = ((lm[27, 0] - lm[0, 0]) + (lm[28, 0] - lm[1, 0]) + (lm[29, 0] - lm[2, 0])) / 3.0
     right = ((lm[16, 0] - lm[27, 0]) + (lm[15, 0] - lm[28, 0]) + (lm[14, 0] - lm[29, 0])) / 3.0
     return float(right - left)
@@ -297,7 +297,7 @@ def transform_matrix(
 
     The crop is ``output_size`` pixels square. ``face_type`` is a DFL name or a short code.
     """
-    lm = _check_landmarks(landmarks)
+    lm = check_landmarks(landmarks)
     face_type = face_type_from_code(face_type)
     if face_type not in FACE_TYPE_PADDING:
         raise ValueError(f"face type {face_type!r} has no crop")
@@ -347,121 +347,3 @@ def transform_matrix(
         )
     dst = np.array([(0, 0), (output_size, 0), (output_size, output_size)], dtype=np.float64)
     return _affine_from_3_points(src, dst)
-
-
-def expand_eyebrows(landmarks: np.ndarray, eyebrows_expand_mod: float = 1.0) -> np.ndarray:
-    """Integer landmarks with the brows pushed away from the eyes (DFL's hull-mask preparation)."""
-    lm = np.trunc(_check_landmarks(landmarks)).astype(np.int64)
-    mid_left = (lm[36] + lm[0]) // 2
-    mid_right = (lm[16] + lm[45]) // 2
-    quarter_left = (lm[36] + mid_left) // 2
-    quarter_right = (lm[45] + mid_right) // 2
-    eye_top_right = np.array([quarter_left, lm[36], lm[37], lm[38], lm[39]])
-    eye_top_left = np.array([lm[42], lm[43], lm[44], lm[45], quarter_right])
-    brow_r = lm[RIGHT_BROW].astype(np.float64)
-    brow_l = lm[LEFT_BROW].astype(np.float64)
-    k = eyebrows_expand_mod * 0.5
-    lm[RIGHT_BROW] = np.trunc(brow_r + k * (brow_r - eye_top_right)).astype(np.int64)
-    lm[LEFT_BROW] = np.trunc(brow_l + k * (brow_l - eye_top_left)).astype(np.int64)
-    return lm
-
-
-def _fill_hull(mask: np.ndarray, pts: np.ndarray) -> None:
-    hull = cv2.convexHull(np.ascontiguousarray(pts, dtype=np.int32))
-    cv2.fillConvexPoly(mask, hull, 1.0)
-
-
-def hull_mask(
-    shape_hw: tuple[int, int], landmarks: np.ndarray, eyebrows_expand_mod: float = 1.0
-) -> np.ndarray:
-    """Full-face mask (h,w,1) float32 in {0,1}: union of 8 convex hulls over the landmarks."""
-    h, w = int(shape_hw[0]), int(shape_hw[1])
-    lm = expand_eyebrows(landmarks, eyebrows_expand_mod)
-    chin = lm[8:9]
-    parts = (
-        (lm[0:9], lm[17:18]),  # right jaw + brow end
-        (lm[8:17], lm[26:27]),  # left jaw + brow end
-        (lm[17:20], chin),  # right cheek
-        (lm[24:27], chin),  # left cheek
-        (lm[19:25], chin),  # nose ridge
-        (lm[RIGHT_BROW], lm[27:28], lm[NOSE_BOTTOM], chin),  # right eye region
-        (lm[LEFT_BROW], lm[27:28], lm[NOSE_BOTTOM], chin),  # left eye region
-        (lm[NOSE_RIDGE], lm[NOSE_BOTTOM]),  # nose
-    )
-    mask = np.zeros((h, w), dtype=np.float32)
-    for part in parts:
-        _fill_hull(mask, np.concatenate(part))
-    return mask[..., None]
-
-
-def _soft_part_mask(h: int, w: int, polys: list[np.ndarray]) -> np.ndarray:
-    mask = np.zeros((h, w), dtype=np.float32)
-    for pts in polys:
-        _fill_hull(mask, np.trunc(pts))
-    dilate = max(1, h // 32)
-    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (dilate, dilate))
-    mask = cv2.dilate(mask, kernel, iterations=1)
-    blur = h // 16
-    blur += 1 - blur % 2  # force odd
-    return cv2.GaussianBlur(mask, (blur, blur), 0)
-
-
-def eyes_mouth_mask(
-    shape_hw: tuple[int, int], landmarks: np.ndarray, face_mask: np.ndarray | None = None
-) -> np.ndarray:
-    """Eyes + inner-mouth priority mask (h,w,1) float32 in [0,1].
-
-    When ``face_mask`` is given (h,w) or (h,w,1), the result is multiplied by its binarised form
-    (every non-zero value counts as 1), as DFL does before cropping.
-    """
-    h, w = int(shape_hw[0]), int(shape_hw[1])
-    lm = _check_landmarks(landmarks)
-    eyes = _soft_part_mask(h, w, [lm[RIGHT_EYE], lm[LEFT_EYE]])
-    mouth = _soft_part_mask(h, w, [lm[MOUTH_INNER]])
-    mask = np.clip(eyes + mouth, 0.0, 1.0)[..., None]
-    if face_mask is not None:
-        fm = np.asarray(face_mask).reshape(h, w, 1)
-        mask = mask * (fm != 0).astype(np.float32)
-    return mask.astype(np.float32, copy=False)
-
-
-def _rotation_to_euler(rot: np.ndarray) -> tuple[float, float, float]:
-    """Euler angles (x, y, z) in radians of a 3x3 rotation matrix, R = Rz·Ry·Rx."""
-    sy = math.hypot(rot[0, 0], rot[1, 0])
-    if sy > 1e-6:
-        x = math.atan2(rot[2, 1], rot[2, 2])
-        z = math.atan2(rot[1, 0], rot[0, 0])
-    else:
-        x = math.atan2(-rot[1, 2], rot[1, 1])
-        z = 0.0
-    y = math.atan2(-rot[2, 0], sy)
-    return x, y, z
-
-
-def estimate_pitch_yaw_roll(landmarks: np.ndarray, size: int) -> tuple[float, float, float]:
-    """Head pose (pitch, yaw, roll) in radians, each in [-pi/2, pi/2], from aligned landmarks.
-
-    Fits DFL's 3-D mean face with solvePnP for a pinhole camera of focal length ``size`` centred on
-    a ``size`` x ``size`` image.
-    """
-    lm = _check_landmarks(landmarks)
-    idx = np.r_[0:27, 30:36]
-    camera = np.array(
-        [[size, 0.0, size / 2.0], [0.0, size, size / 2.0], [0.0, 0.0, 1.0]], dtype=np.float64
-    )
-    ok, rvec, _ = cv2.solvePnP(
-        MEAN_SHAPE_3D[idx].astype(np.float32),
-        lm[idx].astype(np.float32),
-        camera,
-        np.zeros((4, 1)),
-    )
-    if not ok:
-        return 0.0, 0.0, 0.0
-    pitch, yaw, roll = _rotation_to_euler(cv2.Rodrigues(rvec)[0])
-    clip = lambda v: float(np.clip(v, -HALF_PI, HALF_PI))  # noqa: E731
-    return -clip(pitch), clip(yaw), clip(roll)
-
-
-def estimate_yaw(landmarks: np.ndarray, size: int) -> float:
-    """Head yaw in radians (see estimate_pitch_yaw_roll); used for uniform-yaw sampling."""
-    return estimate_pitch_yaw_roll(landmarks, size)[1]

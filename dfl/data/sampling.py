@@ -9,7 +9,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from dfl.data.faceset import FaceSample
-from dfl.data.landmarks import estimate_yaw
+from dfl.data.head_pose import estimate_yaw
 
 # uniform_yaw (docs/training.md §8): -yaw bucketed at these 128 bin starts; the ends are open.
 YAW_BINS = 128

@@ -12,12 +12,12 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from dfl.data.face_masks import hull_mask
 from dfl.data.landmarks import (
     FACE_TYPE_PADDING,
     FULL_FACE_NO_ALIGN,
     HEAD_NO_ALIGN,
     face_type_from_code,
-    hull_mask,
     transform_matrix,
 )
 from dfl.errors import UserError
