@@ -11,7 +11,7 @@ import pytest
 
 from dfl.data import augment as A
 from dfl.data import colortransfer as C
-from dfl.data import face_masks
+from dfl.data import face_masks, sample_masks
 from dfl.data import landmarks as L
 from dfl.data.augment import AugmentConfig, WarpParams
 from dfl.data.face_image import read_image
@@ -289,7 +289,7 @@ def test_xseg_mask_wins_over_hull(real: tuple[FaceSample, np.ndarray]) -> None:
     ok, png = cv2.imencode(".png", xseg)
     assert ok
     with_xseg = replace(sample, xseg_mask=png.tobytes())
-    masks = A.base_masks(with_xseg, image.shape[:2], eyes_mouth=False)
+    masks = sample_masks.base_masks(with_xseg, image.shape[:2], eyes_mouth=False)
     assert masks.shape == (*image.shape[:2], 1) and masks.dtype == np.uint8
     assert masks[:120].min() == 255 and masks[136:].max() == 0
 
@@ -304,7 +304,7 @@ def test_errors_name_the_file(real: tuple[FaceSample, np.ndarray]) -> None:
         A.process_sample(image[..., 0], no_landmarks, cfg, np.random.default_rng(0))
     broken = replace(sample, xseg_mask=b"not an image", path=Path("faces/bad_mask.jpg"))
     with pytest.raises(ValueError, match=r"bad_mask\.jpg"):
-        A.base_masks(broken, image.shape[:2], eyes_mouth=False)
+        sample_masks.base_masks(broken, image.shape[:2], eyes_mouth=False)
 
 
 def test_config_validation() -> None:

@@ -10,8 +10,9 @@ from typing import TYPE_CHECKING
 import cv2
 import numpy as np
 
-from dfl.data import face_masks, landmarks
+from dfl.data import landmarks
 from dfl.data.colortransfer import color_transfer, normalize_ct_mode
+from dfl.data.sample_masks import base_masks
 
 if TYPE_CHECKING:
     from dfl.data.faceset import FaceSample
@@ -171,47 +172,6 @@ def crop_matrix(sample: FaceSample, shape_hw: tuple[int, int], cfg: AugmentConfi
     return mat
 
 
-def decode_xseg_mask(sample: FaceSample, shape_hw: tuple[int, int]) -> np.ndarray:
-    """The sample's stored XSeg mask as uint8 (h, w), resized (cubic) to the image size."""
-    assert sample.xseg_mask is not None
-    buf = np.frombuffer(memoryview(sample.xseg_mask), np.uint8)
-    mask = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
-    if mask is None:
-        raise ValueError(f"{sample.path}: the stored XSeg mask cannot be decoded")
-    if mask.ndim == 3:
-        mask = mask[..., 0]
-    if mask.dtype != np.uint8:
-        raise ValueError(f"{sample.path}: the stored XSeg mask is {mask.dtype}, expected uint8")
-    if mask.shape != tuple(shape_hw):
-        mask = cv2.resize(mask, (shape_hw[1], shape_hw[0]), interpolation=cv2.INTER_CUBIC)
-    return mask
-
-
-def base_masks(sample: FaceSample, shape_hw: tuple[int, int], eyes_mouth: bool) -> np.ndarray:
-    """Masks at the stored image size, uint8 0..255, (h, w, 1) or with eyes/mouth (h, w, 2).
-
-    Full face: the XSeg mask if stored, else the landmark hull, else (a plain image) the whole
-    frame. Eyes/mouth: the landmark eyes and inner mouth times the binarised full-face mask; zero
-    for a plain image, which has no landmarks.
-    """
-    h, w = shape_hw
-    if sample.xseg_mask is not None:
-        full = decode_xseg_mask(sample, shape_hw)
-    elif sample.landmarks is not None:
-        hull = face_masks.hull_mask(shape_hw, sample.landmarks, sample.eyebrows_expand_mod)
-        full = (hull.reshape(h, w) > 0).astype(np.uint8) * np.uint8(255)
-    else:
-        full = np.full((h, w), 255, np.uint8)
-    if not eyes_mouth:
-        return full[..., None]
-    out = np.zeros((h, w, 2), np.uint8)
-    out[..., 0] = full
-    if sample.landmarks is not None:
-        em = face_masks.eyes_mouth_mask(shape_hw, sample.landmarks, full)
-        out[..., 1] = np.rint(em.reshape(h, w) * 255.0).astype(np.uint8)
-    return out
-
-
 def _check_image(image: np.ndarray, sample: FaceSample) -> None:
     if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
         raise ValueError(
@@ -290,58 +250,22 @@ def warp_sample(
     if masks is None:
         masks = base_masks(sample, (h, w), cfg.eyes_mouth)
     work = cfg.work_resolution
-    size = (work, work)
     crop = crop_matrix(sample, (h, w), cfg)
     affine = affine_matrix(params, work)
-    full = affine @ crop  # stored image -> output
     if cfg.ct_mode is None:
         source = image.astype(np.float32)  # 0..255; the smaller outputs are scaled
         image_crop = crop
     else:
-        if ct_reference is None:
-            raise ValueError(
-                f"{sample.path}: colour transfer {cfg.ct_mode!r} needs a reference face image"
-            )
-        reference = np.asarray(ct_reference)
-        if reference.dtype != np.uint8 or reference.ndim != 3 or reference.shape[2] != 3:
-            raise ValueError(
-                f"the colour-transfer reference must be a uint8 BGR image (h, w, 3), got "
-                f"{reference.dtype} {reference.shape}"
-            )
+        reference = _checked_reference(ct_reference, sample, cfg)
         source = color_transferred_crop(image, crop, cfg, reference, ct_rng)
         image_crop = np.eye(3)  # source is already the crop
-    image_full = affine @ image_crop
-
-    target = cv2.warpAffine(
-        source, image_full[:2], size, flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE
-    )
-    if params.grid is None:
-        warped = target.copy()
-    else:
-        warped = cv2.remap(
-            source,
-            _warp_map(params, work, affine, image_crop),
-            None,
-            cv2.INTER_CUBIC,
-            borderMode=cv2.BORDER_REPLICATE,
-        )
-    # OpenCV warps 1-channel images much faster than 2-channel ones, so one mask at a time.
-    mask_out = [
-        cv2.warpAffine(
-            np.ascontiguousarray(masks[..., c]),
-            full[:2],
-            size,
-            flags=cv2.INTER_LINEAR,
-            borderMode=cv2.BORDER_CONSTANT,
-        )
-        for c in range(masks.shape[2])
-    ]
+    target, warped = _warp_images(source, params, work, affine, image_crop)
+    mask_out = _warp_masks(masks, affine @ crop, work)  # stored image -> output
     res = cfg.resolution
     if work != res:
         target = _resize(target, res)
         warped = _resize(warped, res)
         mask_out = [_resize(m, res) for m in mask_out]
-
     for image_out in (target, warped):
         np.multiply(image_out, _U8_SCALE, out=image_out)
         np.clip(image_out, 0.0, 1.0, out=image_out)
@@ -354,6 +278,60 @@ def warp_sample(
         peak = em.max()
         em *= np.float32(1.0 / peak) if peak > 0 else np.float32(0.0)
     return warped, target, mask, em
+
+
+def _checked_reference(
+    ct_reference: np.ndarray | None, sample: FaceSample, cfg: AugmentConfig
+) -> np.ndarray:
+    """The colour-transfer reference, required and a uint8 BGR image."""
+    if ct_reference is None:
+        raise ValueError(
+            f"{sample.path}: colour transfer {cfg.ct_mode!r} needs a reference face image"
+        )
+    reference = np.asarray(ct_reference)
+    if reference.dtype != np.uint8 or reference.ndim != 3 or reference.shape[2] != 3:
+        raise ValueError(
+            f"the colour-transfer reference must be a uint8 BGR image (h, w, 3), got "
+            f"{reference.dtype} {reference.shape}"
+        )
+    return reference
+
+
+def _warp_images(
+    source: np.ndarray, params: WarpParams, work: int, affine: np.ndarray, crop: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """(target, warped) at the work resolution, float32 on the 0..255 scale: the target one
+    warpAffine, the warped input one remap with the grid warp nested inside the same matrix."""
+    size = (work, work)
+    full = affine @ crop
+    target = cv2.warpAffine(
+        source, full[:2], size, flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE
+    )
+    if params.grid is None:
+        return target, target.copy()
+    warped = cv2.remap(
+        source,
+        _warp_map(params, work, affine, crop),
+        None,
+        cv2.INTER_CUBIC,
+        borderMode=cv2.BORDER_REPLICATE,
+    )
+    return target, warped
+
+
+def _warp_masks(masks: np.ndarray, full: np.ndarray, work: int) -> list[np.ndarray]:
+    """Each stored-size mask channel taken to the output by ``full``; black outside the stored
+    image. OpenCV warps 1-channel images much faster than 2-channel ones, so one at a time."""
+    return [
+        cv2.warpAffine(
+            np.ascontiguousarray(masks[..., c]),
+            full[:2],
+            (work, work),
+            flags=cv2.INTER_LINEAR,
+            borderMode=cv2.BORDER_CONSTANT,
+        )
+        for c in range(masks.shape[2])
+    ]
 
 
 def _resize(image: np.ndarray, res: int) -> np.ndarray:

@@ -12,11 +12,12 @@ from typing import NamedTuple
 
 import numpy as np
 
-from dfl.data.augment import AugmentConfig, base_masks, process_sample
+from dfl.data.augment import AugmentConfig, process_sample
 from dfl.data.face_image import read_image
 from dfl.data.faceset import FaceSample
 from dfl.data.imagecache import ImageCache
 from dfl.data.sample_checks import check_face_type, usable_samples
+from dfl.data.sample_masks import base_masks
 from dfl.data.sampling import EpochSampler, YawSampler, distinct_indices, yaw_bins
 
 MIB = 1 << 20

@@ -180,7 +180,8 @@ class Trainer:
                 self.notes.append(f"{key} no longer fits the trained networks: it starts afresh.")
 
     def _initial_preview_inputs(self, loaded: Loaded | None) -> dict[str, np.ndarray]:
-        if loaded is not None and loaded.has(PREVIEW_SAMPLES_KEY):
+        # a restarted count (pretraining ended) redraws: the stored sample shows pretrain faces
+        if loaded is not None and not self._reset_history and loaded.has(PREVIEW_SAMPLES_KEY):
             arrays = loaded.arrays(PREVIEW_SAMPLES_KEY)
             if all(a.shape[0] >= 1 for a in arrays.values()):
                 return arrays
@@ -282,11 +283,16 @@ class Trainer:
         # fixed: AMP shows one sample, a random one live and always the first in the history
         return self.setup.spec.preview(self.model, inputs, fixed=fixed)
 
-    def write_preview_history(self) -> None:
-        """Save the fixed-sample pages, loss graph on top, as history/<page>/<iteration>.jpg."""
+    def draw_preview_sample(self) -> None:
+        """Replace the fixed preview sample (the preview history's) with the next batch."""
+        self.preview_inputs = self.producer.get(timeout=BATCH_TIMEOUT_S).as_inputs()
+
+    def write_preview_history(self, frame: int) -> None:
+        """Save the fixed-sample pages, loss graph labelled `Iter: <frame>` on top, as
+        history/<page>/<frame:07d>.jpg (docs/dfl-trainer.md, "Preview history")."""
         history = self.loss_history()
         for name, page in self.preview_pages(fixed=True):
-            graph = loss_graph(history, page.shape[1], self.iteration)
+            graph = loss_graph(history, page.shape[1], frame)
             image = np.concatenate([graph, page], axis=0)
             folder = self.setup.store.history_dir / name
             folder.mkdir(parents=True, exist_ok=True)
@@ -294,7 +300,7 @@ class Trainer:
             if not ok:
                 raise TrainingError(f"could not encode the preview history image for {name}")
             # Plain writes: a history frame lost to a crash costs nothing.
-            (folder / f"{self.iteration:07d}.jpg").write_bytes(encoded.tobytes())
+            (folder / f"{frame:07d}.jpg").write_bytes(encoded.tobytes())
             (folder / HISTORY_LAST_FILE).write_bytes(encoded.tobytes())
 
     def loss_history(self) -> np.ndarray:
