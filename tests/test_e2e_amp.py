@@ -104,7 +104,7 @@ def test_amp_create_train_exit_override_resume(demo_workspace: Path, tmp_path: P
     # Restart: Enter at the override gate asks the changeable options (not the fixed ones).
     session = TmuxSession([*command, "--no-preview"], tmp_path, dfl_env())
     try:
-        session.wait_for(r"Press Enter within 2 seconds to override model settings", 120)
+        session.wait_for(r"Press enter in 2 seconds to override model settings", 120)
         session.send("Enter")
         resumed = answer_prompts(session, {"Batch_size": "3"}, r"\[#\d{6}\]", LABELS)
         assert resumed == [label for label in asked if label not in FIXED]

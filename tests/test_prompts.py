@@ -281,7 +281,7 @@ def test_override_gate_line_in_time(pty_stream):
         assert override_gate(2.0, stream, out) is True
     finally:
         timer.join()
-    assert out == ["Press Enter within 2 seconds to override model settings."]
+    assert out == ["Press enter in 2 seconds to override model settings."]
 
 
 @posix_only

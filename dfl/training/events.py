@@ -17,6 +17,7 @@ class Command(enum.Enum):
     REFRESH_PREVIEW = "refresh_preview"
     NEXT_PAGE = "next_page"  # UI only: cycle preview pages
     LOSS_RANGE = "loss_range"  # UI only: cycle the loss-graph range
+    CONFIRM_SAMPLE = "confirm_sample"  # accept the preview-history sample being chosen
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,14 @@ class Saved:
 
 
 @dataclass(frozen=True)
+class ChooseSample:
+    """A candidate preview-history sample, as its history pages: REFRESH_PREVIEW asks for the
+    next candidate, CONFIRM_SAMPLE accepts it (DFL's chooser; docs/dfl-trainer.md)."""
+
+    pages: tuple[tuple[str, np.ndarray], ...]
+
+
+@dataclass(frozen=True)
 class SaveProgress:
     done: int  # files written so far
     total: int
@@ -76,4 +85,15 @@ class Stopped:
     saved: bool
 
 
-Event = Started | Step | Preview | SaveProgress | Saved | BackedUp | Message | Error | Stopped
+Event = (
+    Started
+    | Step
+    | Preview
+    | ChooseSample
+    | SaveProgress
+    | Saved
+    | BackedUp
+    | Message
+    | Error
+    | Stopped
+)

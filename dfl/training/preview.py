@@ -30,7 +30,7 @@ HEADER_FONT_SCALE = 0.4
 GRAPH_FONT_SCALE = 0.45
 TEXT_MARGIN_PX = 4
 
-HEADER_LINE_1 = "[s]:save [b]:backup [enter]:save and exit"
+HEADER_LINE_1 = "[s]:save [b]:backup [enter]:exit"  # DFL's wording; exit saves first
 HEADER_LINE_2 = "[p]:update [space]:next preview [l]:change history range"
 
 Page = tuple[str, np.ndarray]

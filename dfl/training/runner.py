@@ -14,6 +14,7 @@ from dfl import LAUNCHED_AT
 from dfl.store.weights import WeightsMismatchError
 from dfl.training.events import (
     BackedUp,
+    ChooseSample,
     Command,
     Error,
     Event,
@@ -27,7 +28,11 @@ from dfl.training.events import (
 )
 from dfl.training.trainer import Trainer, TrainingError
 
-SAVE_INTERVAL_S = 25 * 60  # DFL's autosave period
+SAVE_INTERVAL_S = 25 * 60  # DFL's autosave period, on a fixed grid from the start (Trainer.py)
+FIRST_ITERATION_MESSAGE = (
+    "Trying to do the first iteration. If it runs out of memory, lower the batch size or the "
+    "model's dims."
+)
 PREVIEW_INTERVAL_S = (
     5.0  # the live preview refreshes itself this often while training (decision 13)
 )
@@ -46,6 +51,23 @@ class Schedule:
     preview_interval_s: float = PREVIEW_INTERVAL_S
     exit_at_target: bool = False  # when nobody can press Enter (no window, no terminal)
     preview_history_every: int = 0  # iterations between preview-history frames; 0 = off
+    choose_preview_sample: bool = False  # let the user pick the history sample first (DFL)
+    timed_from: float | None = None  # monotonic time of the user's last answer; None: launch
+    new_model_tips: tuple[str, ...] = ()  # said before a new model's first iteration
+
+
+@dataclass
+class _LoopState:
+    """What the worker loop remembers between iterations."""
+
+    reached: bool  # the target iteration is reached: preview only
+    next_autosave: float  # monotonic; on DFL's fixed grid from the start of training
+    last_preview: float
+    backup_due: float | None  # None: autobackup off
+    dirty: bool = False  # trained since the last save
+    first_preview_sent: bool = False
+    first_step_timed: bool = False
+    first_try_said: bool = False
 
 
 def _oom_advice(exc: BaseException) -> str | None:
@@ -61,9 +83,15 @@ def _oom_advice(exc: BaseException) -> str | None:
 class TrainingRunner:
     """Owns the worker thread; the main thread sends commands and reads events."""
 
-    def __init__(self, make_trainer: Callable[[], Trainer], schedule: Schedule) -> None:
+    def __init__(
+        self,
+        make_trainer: Callable[[], Trainer],
+        schedule: Schedule,
+        clock: Callable[[], float] = time.monotonic,  # seconds; tests pass a fake one
+    ) -> None:
         self._make_trainer = make_trainer
         self.schedule = schedule
+        self._clock = clock
         self.commands: queue.Queue[Command] = queue.Queue()
         self.events: queue.Queue[Event] = queue.Queue()
         self._thread = threading.Thread(target=self._run, name="trainer", daemon=True)
@@ -118,115 +146,157 @@ class TrainingRunner:
             Preview(trainer.iteration, tuple(trainer.preview_pages()), trainer.loss_history())
         )
 
+    # ------------------------------------------------------------ the loop
     def _loop(self, trainer: Trainer) -> bool:
         """Train until asked to stop; returns True when the final state was saved."""
+        state = self._begin(trainer)
+        if state.reached and self.schedule.exit_at_target:
+            return True  # nobody could press Enter: there is nothing to do
+        choosing = self.schedule.choose_preview_sample and not state.reached
+        if choosing:
+            if not self._choose_sample(trainer):
+                return True  # stopped while choosing: nothing trained, nothing to save
+            state.next_autosave = self._clock() + self.schedule.save_interval_s  # grid: now
+        if state.reached:
+            self._show_preview(trainer, state)
+        while True:
+            if self._run_commands(trainer, state):  # commands first: a key acts within a step
+                if state.dirty:
+                    self._save(trainer)
+                return True
+            if state.reached:
+                time.sleep(IDLE_SLEEP_S)
+                continue
+            if not self._train_step(trainer, state):
+                continue  # a skipped step: nothing changed
+            if self._after_step(trainer, state):
+                return True
+
+    def _begin(self, trainer: Trainer) -> _LoopState:
+        """Say how the run starts (DFL's start banner, then the trainer's notes)."""
         sched = self.schedule
         reached = bool(sched.target_iter) and trainer.iteration >= sched.target_iter
         if reached:
-            self._emit(
-                Started(
-                    trainer.iteration,
-                    f"Model already trained to the target iteration {sched.target_iter}: "
-                    "preview only. Press Enter to exit.",
-                )
+            banner = (
+                f"Model already trained to the target iteration {sched.target_iter}: "
+                "preview only. Press Enter to exit."
             )
         elif sched.target_iter:
-            self._emit(
-                Started(
-                    trainer.iteration,
-                    f"Starting. Target iteration: {sched.target_iter}. "
-                    "Press Enter to stop training and save the model.",
-                )
+            banner = (
+                f"Starting. Target iteration: {sched.target_iter}. "
+                "Press Enter to stop training and save the model."
             )
         else:
-            self._emit(
-                Started(
-                    trainer.iteration, "Starting. Press Enter to stop training and save the model."
-                )
-            )
+            banner = "Starting. Press Enter to stop training and save the model."
+        self._emit(Started(trainer.iteration, banner))
         for note in trainer.notes:
             self._emit(Message(note))
-        now = time.monotonic()
-        last_save = now
-        last_preview = now
-        first_step_timed = False
+        now = self._clock()
         backup_due = (
             now + sched.autobackup_hours * SECONDS_PER_HOUR if sched.autobackup_hours else None
         )
-        dirty = False  # trained since the last save
-        first_preview_sent = False
-        if reached:
-            if sched.exit_at_target:  # nobody could press Enter: there is nothing to do
-                return True
-            self._preview(trainer)
-            first_preview_sent = True
+        return _LoopState(
+            reached=reached,
+            next_autosave=now + sched.save_interval_s,
+            last_preview=now,
+            backup_due=backup_due,
+        )
 
+    def _choose_sample(self, trainer: Trainer) -> bool:
+        """DFL's preview-history chooser: candidates until CONFIRM_SAMPLE; False when the user
+        stopped instead (SAVE_AND_EXIT)."""
+        self._emit(ChooseSample(tuple(trainer.preview_pages(fixed=True))))
         while True:
-            # Commands first, so a key press is acted on within one step.
-            stop = False
-            while True:
-                try:
-                    command = self.commands.get_nowait()
-                except queue.Empty:
-                    break
-                if command is Command.SAVE_AND_EXIT:
-                    stop = True
-                elif command is Command.SAVE and not reached:
-                    self._save(trainer)
-                    dirty = False
-                    last_save = time.monotonic()
-                elif command is Command.BACKUP and not reached:
-                    self._backup(trainer)
-                    dirty = False
-                    last_save = time.monotonic()
-                elif command is Command.REFRESH_PREVIEW:
-                    self._preview(trainer)
-                    last_preview = time.monotonic()
-            if stop:
-                if dirty:
-                    self._save(trainer)
+            try:
+                command = self.commands.get(timeout=IDLE_SLEEP_S)
+            except queue.Empty:
+                continue
+            if command is Command.CONFIRM_SAMPLE:
                 return True
+            if command is Command.SAVE_AND_EXIT:
+                return False
+            if command is Command.REFRESH_PREVIEW:
+                trainer.draw_preview_sample()
+                self._emit(ChooseSample(tuple(trainer.preview_pages(fixed=True))))
 
-            if reached:
-                time.sleep(IDLE_SLEEP_S)
-                continue
-
-            if not first_preview_sent:
-                self._emit(Message("Trying to do the first iteration..."))
-            ms, losses = trainer.train_one()
-            for message in trainer.take_messages():
-                self._emit(Message(message))
-            if trainer.last_step_skipped:
-                self._emit(Message(f"skipped a step with non-finite losses {losses}"))
-                continue
-            dirty = True
-            self._emit(Step(trainer.iteration, ms, losses, trainer.last_wait_ms))
-            if not first_step_timed:
-                first_step_timed = True
-                startup_s = time.monotonic() - LAUNCHED_AT
-                self._emit(Message(f"First iteration done {startup_s:.1f} s after launch."))
-            every = sched.preview_history_every
-            if every and (trainer.iteration - 1) % every == 0:
-                trainer.write_preview_history()  # DFL counts frames from iteration 0
-            now = time.monotonic()
-
-            if trainer.iteration == 1 or now - last_save >= sched.save_interval_s:
+    def _run_commands(self, trainer: Trainer, state: _LoopState) -> bool:
+        """Act on every queued command; True when the user asked to stop."""
+        stop = False
+        while True:
+            try:
+                command = self.commands.get_nowait()
+            except queue.Empty:
+                return stop
+            if command is Command.SAVE_AND_EXIT:
+                stop = True
+            elif command is Command.SAVE and not state.reached:
                 self._save(trainer)
-                dirty = False
-                last_save = now
-                if backup_due is not None and now >= backup_due:
-                    self._emit(BackedUp(trainer.iteration, trainer.backup(sched.backups_kept)))
-                    backup_due = now + sched.autobackup_hours * SECONDS_PER_HOUR
-            if sched.target_iter and trainer.iteration >= sched.target_iter:
-                if dirty:
-                    self._save(trainer)
-                    dirty = False
-                reached = True
-                if sched.exit_at_target:
-                    self._emit(Message("Reached target iteration."))
-                    return True
-                self._emit(Message("Reached target iteration. You can use the preview now."))
-            if not first_preview_sent or now - last_preview >= sched.preview_interval_s:
-                self._preview(trainer)
-                first_preview_sent = True
-                last_preview = time.monotonic()
+                state.dirty = False  # manual saves leave the autosave grid where it is (DFL)
+            elif command is Command.BACKUP and not state.reached:
+                self._backup(trainer)
+                state.dirty = False
+            elif command is Command.REFRESH_PREVIEW:
+                self._show_preview(trainer, state)
+
+    def _train_step(self, trainer: Trainer, state: _LoopState) -> bool:
+        """One iteration with its messages; False when its losses were not finite (skipped)."""
+        if trainer.iteration == 0 and not state.first_try_said:  # a new model (DFL)
+            state.first_try_said = True
+            for tip in self.schedule.new_model_tips:
+                self._emit(Message(tip))
+            self._emit(Message(FIRST_ITERATION_MESSAGE))
+        ms, losses = trainer.train_one()
+        for message in trainer.take_messages():
+            self._emit(Message(message))
+        if trainer.last_step_skipped:
+            self._emit(Message(f"skipped a step with non-finite losses {losses}"))
+            return False
+        state.dirty = True
+        self._emit(Step(trainer.iteration, ms, losses, trainer.last_wait_ms))
+        if not state.first_step_timed:
+            state.first_step_timed = True
+            self._emit(Message(self._first_step_message()))
+        every = self.schedule.preview_history_every
+        frame = trainer.iteration - 1  # DFL numbers frames by the iteration before the step
+        if every and frame % every == 0:
+            trainer.write_preview_history(frame)
+        return True
+
+    def _first_step_message(self) -> str:
+        since = self.schedule.timed_from
+        if since is None:
+            return f"First iteration done {time.monotonic() - LAUNCHED_AT:.1f} s after launch."
+        return f"First iteration done {self._clock() - since:.1f} s after the last answer."
+
+    def _after_step(self, trainer: Trainer, state: _LoopState) -> bool:
+        """Saves, backups, the target and the preview refresh due after a step; True when the
+        run ends here (target reached with nobody to press Enter)."""
+        sched = self.schedule
+        now = self._clock()
+        autosave = False
+        while now >= state.next_autosave:  # DFL's fixed grid; missed slots make one save
+            state.next_autosave += sched.save_interval_s
+            autosave = True
+        if trainer.iteration == 1 or autosave:
+            self._save(trainer)
+            state.dirty = False
+            if state.backup_due is not None and now >= state.backup_due:
+                self._emit(BackedUp(trainer.iteration, trainer.backup(sched.backups_kept)))
+                state.backup_due = now + sched.autobackup_hours * SECONDS_PER_HOUR
+        if sched.target_iter and trainer.iteration >= sched.target_iter:
+            if state.dirty:
+                self._save(trainer)
+                state.dirty = False
+            state.reached = True
+            if sched.exit_at_target:
+                self._emit(Message("Reached target iteration."))
+                return True
+            self._emit(Message("Reached target iteration. You can use the preview now."))
+        if not state.first_preview_sent or now - state.last_preview >= sched.preview_interval_s:
+            self._show_preview(trainer, state)
+        return False
+
+    def _show_preview(self, trainer: Trainer, state: _LoopState) -> None:
+        self._preview(trainer)
+        state.first_preview_sent = True
+        state.last_preview = self._clock()

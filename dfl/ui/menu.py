@@ -17,7 +17,7 @@ from dfl.store.workspace import (
     rename_model,
     validate_name,
 )
-from dfl.ui.prompts import HELP_REQUEST
+from dfl.ui.prompts import HELP_REQUEST, read_answer
 
 InputFn = Callable[[str], str]
 PrintFn = Callable[..., None]
@@ -210,7 +210,7 @@ def _print_menu(models: Sequence[ModelEntry], print_fn: PrintFn, header: str) ->
 def choose_model(
     model_dir: Path | str,
     model_type: str,
-    input_fn: InputFn = input,
+    input_fn: InputFn = read_answer,
     print_fn: PrintFn = print,
     *,
     allow_new: bool = True,
@@ -311,7 +311,7 @@ def parse_device_choice(text: str, devices: Sequence[DeviceLike]) -> str:
 def choose_device(
     devices: Sequence[DeviceLike],
     default: str | None = None,
-    input_fn: InputFn = input,
+    input_fn: InputFn = read_answer,
     print_fn: PrintFn = print,
 ) -> str:
     """DFL's device prompt; returns "cpu" or GPU indexes like "0,1".

@@ -27,6 +27,27 @@ class InputClosed(EOFError):
     """Standard input ended (closed or exhausted) while a prompt was waiting."""
 
 
+class AnswerClock:
+    """When the user last answered a start-up question: training's "First iteration done N s"
+    counts from there (docs/dfl-trainer.md, "Start-up")."""
+
+    def __init__(self) -> None:
+        self.last: float | None = None  # time.monotonic() of the last answer; None: none yet
+
+    def mark(self) -> None:
+        self.last = time.monotonic()
+
+
+ANSWERS = AnswerClock()
+
+
+def read_answer(prompt: str = "") -> str:
+    """`input()` that records when the answer came (ANSWERS); EOFError passes through."""
+    line = input(prompt)
+    ANSWERS.mark()
+    return line
+
+
 def use_color(stream: TextIO | None = None) -> bool:
     """Colours only on a terminal, and never when NO_COLOR is set."""
     stream = sys.stdout if stream is None else stream
@@ -39,7 +60,7 @@ def use_color(stream: TextIO | None = None) -> bool:
 def _resolve_color(color: bool | None, input_fn: InputFn) -> bool:
     # Injected input functions (tests, scripts) get plain text unless colour is asked for.
     if color is None:
-        return input_fn is builtins.input and use_color()
+        return input_fn in (builtins.input, read_answer) and use_color()
     return color
 
 
@@ -83,7 +104,7 @@ def prompt_text(option: Option, default: Any, *, color: bool = False) -> str:
 def ask_option(
     option: Option,
     default: Any,
-    input_fn: InputFn = input,
+    input_fn: InputFn = read_answer,
     print_fn: PrintFn = print,
     *,
     resolved: Mapping[str, Any] | None = None,
@@ -136,7 +157,11 @@ class PromptAnswerer:
     """
 
     def __init__(
-        self, input_fn: InputFn = input, print_fn: PrintFn = print, *, color: bool | None = None
+        self,
+        input_fn: InputFn = read_answer,
+        print_fn: PrintFn = print,
+        *,
+        color: bool | None = None,
     ) -> None:
         self.input_fn = input_fn
         self.print_fn = print_fn
@@ -162,7 +187,7 @@ class PromptAnswerer:
 
 
 def answer_from_console(
-    input_fn: InputFn = input, print_fn: PrintFn = print, *, color: bool | None = None
+    input_fn: InputFn = read_answer, print_fn: PrintFn = print, *, color: bool | None = None
 ) -> PromptAnswerer:
     """A fresh console `answer` callback for resolve_options."""
     return PromptAnswerer(input_fn, print_fn, color=color)
@@ -174,7 +199,7 @@ def ask_options(
     stored: Mapping[str, Any] | None = None,
     overrides: Mapping[str, object] | None = None,
     ask_changeable: bool = False,
-    input_fn: InputFn = input,
+    input_fn: InputFn = read_answer,
     print_fn: PrintFn = print,
     color: bool | None = None,
 ) -> Resolved:
@@ -238,7 +263,11 @@ def override_gate(
     stream = sys.stdin if stream is None else stream
     if not _is_terminal(stream):
         return False
-    print_fn(f"Press Enter within {seconds:g} seconds to override model settings.")
+    print_fn(f"Press enter in {seconds:g} seconds to override model settings.")  # DFL's words
     if sys.platform == "win32":
-        return _gate_windows(seconds, drain)
-    return _gate_posix(stream, seconds, drain)
+        answered = _gate_windows(seconds, drain)
+    else:
+        answered = _gate_posix(stream, seconds, drain)
+    if answered:
+        ANSWERS.mark()
+    return answered

@@ -6,6 +6,7 @@ import queue
 import signal
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TextIO
 
@@ -13,6 +14,7 @@ import numpy as np
 
 from dfl.training.events import (
     BackedUp,
+    ChooseSample,
     Command,
     Error,
     Message,
@@ -23,17 +25,16 @@ from dfl.training.events import (
     Step,
     Stopped,
 )
-from dfl.training.preview import LOSS_RANGES, compose_window
+from dfl.training.preview import HEADER_LINE_1, HEADER_LINE_2, LOSS_RANGES, compose_window
 from dfl.training.runner import TrainingRunner
 from dfl.ui.console import ConsoleKeys, StatusPrinter
+from dfl.ui.history_sample import CHOOSER_MESSAGE, SampleChooser, WindowLike
 from dfl.ui.progress import Progress
 
 PUMP_INTERVAL_S = 0.05  # the window and console are serviced at 20 Hz (decision 13: >= 10 Hz)
-STOP_GRACE_S = 600.0
-KEY_HELP = (
-    "Keys (preview window or this console): [Enter] save and exit  [s] save  [b] backup  "
-    "[p] refresh preview  [space] next page  [l] loss range"
-)  # how long Ctrl+C waits for the final save before giving up
+STOP_GRACE_S = 600.0  # how long Ctrl+C waits for the final save before giving up
+# DFL's header wording (Trainer.py); Enter saves before it exits, as the start banner says
+KEY_HELP = f"Keys (preview window or this console): {HEADER_LINE_1} {HEADER_LINE_2}"
 
 
 @dataclass
@@ -50,9 +51,18 @@ class _StopRequested(Exception):
 class TrainingSession:
     """Runs the UI loop until the runner stops; owns every window call (main thread only)."""
 
-    def __init__(self, runner: TrainingRunner, *, window: object | None, out: TextIO = sys.stdout):
+    def __init__(
+        self,
+        runner: TrainingRunner,
+        *,
+        window: object | None,
+        out: TextIO = sys.stdout,
+        make_window: Callable[[str], WindowLike] | None = None,
+    ):
         self.runner = runner
         self.window = window  # a dfl.ui.window.PreviewWindow, or None without a display
+        # the preview-history sample chooser opens its own window (DFL's)
+        self.chooser = SampleChooser(make_window or _preview_window)
         self.out = out
         self.status = StatusPrinter(out)
         self.pages: tuple[tuple[str, np.ndarray], ...] = ()
@@ -83,6 +93,10 @@ class TrainingSession:
             self.status.saved(event.iteration, event.mean_losses)
         elif isinstance(event, BackedUp):
             self.status.message(f"Backup made: {event.path}")
+        elif isinstance(event, ChooseSample):
+            if not self.chooser.active:
+                self.status.message(CHOOSER_MESSAGE)
+            self.chooser.show(event.pages)
         elif isinstance(event, Started):
             self.training = True
             self.status.message(event.message)
@@ -114,7 +128,9 @@ class TrainingSession:
 
     # -------------------------------------------------------------------- keys
     def _act(self, command: Command) -> None:
-        if command is Command.NEXT_PAGE:
+        if self.chooser.active:
+            self._act_choosing(command)
+        elif command is Command.NEXT_PAGE:
             if self.pages:
                 self.page_index = (self.page_index + 1) % len(self.pages)
                 self._redraw()
@@ -129,6 +145,17 @@ class TrainingSession:
             elif command is Command.BACKUP:
                 self.status.message("Creating backup...")
             self.runner.send(command)
+
+    def _act_choosing(self, command: Command) -> None:
+        """Keys while the preview-history sample is chosen: P next candidate, Space next page,
+        Enter keeps the candidate shown (DFL's chooser)."""
+        if command is Command.SAVE_AND_EXIT:
+            self.chooser.close()
+            self.runner.send(Command.CONFIRM_SAMPLE)
+        elif command is Command.REFRESH_PREVIEW:
+            self.runner.send(Command.REFRESH_PREVIEW)
+        elif command is Command.NEXT_PAGE:
+            self.chooser.next_page()
 
     def _request_stop(self) -> None:
         if not self.stop_sent:
@@ -147,6 +174,7 @@ class TrainingSession:
                 return self._loop(keys)
         finally:
             signal.signal(signal.SIGTERM, previous)
+            self.chooser.close()
             if self.window is not None:
                 self.window.close()
             self.status.finish()
@@ -169,10 +197,7 @@ class TrainingSession:
                     self.window.close()
                     self.window = None
                     self.status.message("Preview window closed: keys work from this console.")
-                if self.window is not None:
-                    commands += self.window.poll(int(PUMP_INTERVAL_S * 1000))
-                else:
-                    time.sleep(PUMP_INTERVAL_S)
+                commands += self._poll_windows()
                 for command in commands:
                     self._act(command)
                 if deadline is not None and time.monotonic() > deadline:
@@ -181,6 +206,19 @@ class TrainingSession:
                 # Ctrl+C and SIGTERM save and exit (decision 12); a second one keeps waiting.
                 self._request_stop()
                 deadline = deadline or time.monotonic() + STOP_GRACE_S
+
+    def _poll_windows(self) -> list[Command]:
+        """Keys of the open windows, pumping them for PUMP_INTERVAL_S (or just waiting)."""
+        ms = int(PUMP_INTERVAL_S * 1000)
+        if self.chooser.active:
+            commands = self.chooser.poll(ms if self.window is None else 1)
+        else:
+            commands = []
+        if self.window is not None:
+            commands += self.window.poll(ms)
+        elif not self.chooser.active:
+            time.sleep(PUMP_INTERVAL_S)
+        return commands
 
     def _drain(self) -> SessionResult | None:
         while True:
@@ -191,3 +229,9 @@ class TrainingSession:
             result = self._handle(event)
             if result is not None:
                 return result
+
+
+def _preview_window(title: str) -> WindowLike:
+    from dfl.ui.window import PreviewWindow
+
+    return PreviewWindow(title)

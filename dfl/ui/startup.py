@@ -5,13 +5,18 @@ from __future__ import annotations
 import argparse
 import contextlib
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from dfl.interop.deepfacelab import DflModelFiles
-    from dfl.store.model_store import ModelStore
+    from dfl.models.contract import ModelSpec
+    from dfl.store.model_store import Loaded, ModelStore
+    from dfl.training.runner import Schedule
+    from dfl.training.trainer import TrainingSetup
+    from dfl.ui.train_options import ChosenOptions
 
 from dfl.ui import text
 from dfl.ui.progress import Progress
@@ -19,6 +24,7 @@ from dfl.ui.progress import Progress
 ERROR_REPORT = "last_error.txt"  # the traceback of a failed run, beside the checkpoints
 SKIPPED_LOG = "skipped_{side}_faces.txt"  # in the models folder: every skipped face file, why
 REFUSED_NAMES_SHOWN = 3  # refused face files named in the warning; the log lists them all
+PRETRAIN_OPTION = "pretrain"  # SAEHD's pretraining mode
 
 
 @dataclass
@@ -204,105 +210,33 @@ def _train_locked(
 ) -> int:
     """Everything after the model is chosen, while its lock is held; a chosen DFL model
     (`pending_import`) is imported once the device is chosen, then resumed."""
-    from dfl import backend
-    from dfl.errors import EXIT_FAILED, EXIT_OK, UserError
     from dfl.models.registry import load as load_model
-    from dfl.options import parse_assignments, resolve_options
-    from dfl.ui.prompts import answer_from_console, override_gate
+    from dfl.ui.train_options import choose_options
 
     with store.lock() as lock_note:
         if lock_note:
             text.note(lock_note)
-        loaded = None
-        if store.has_state():
-            text.info(f"Loading {name}_{model_type} model...")
-            loaded = store.load()
-            for note in loaded.notes:
-                text.warn(note)
-            if loaded.state.model_type != model_type:
-                raise UserError(f"{store.folder} holds a {loaded.state.model_type} model")
-        elif pending_import is None:
-            text.info("Model first run.")
-
+        loaded = _load_saved(store, name, model_type, announce_new=pending_import is None)
         device, device_lines, gpu_memory = _device(args, loaded.state.device if loaded else None)
-        backend.check_devices(backend_name, device)  # torch trains on one GPU: refuse several
-        backend.use_device(device)
-        backend.import_keras(backend_name)  # only after the device is chosen; quiets TF
+        _start_backend(backend_name, device)
         if pending_import is not None and loaded is None:
             from dfl.ui.import_command import import_into_store
 
             import_into_store(pending_import, store, name)
             loaded = store.load()
         spec = load_model(model_type)
-
-        table = tuple(spec.option_table(gpu_memory))  # SAEHD: device-aware batch default
-        ask_changeable = False
-        if loaded is not None and spec.asks_options:
-            ask_changeable = args.override or override_gate()
-        answer = answer_from_console() if spec.asks_options else None
-        overrides = parse_assignments(args.opt)
-        source = None  # --pretrained-model-dir: its architecture options are this model's too
-        if args.pretrained_model_dir and loaded is None:
-            from dfl.ui.import_command import pretrained_overrides, pretrained_source
-
-            source = pretrained_source(args.pretrained_model_dir, model_type, spec)
-            overrides = {**pretrained_overrides(source, table), **overrides}
-        resolved = resolve_options(
-            table,
-            stored=loaded.state.options if loaded else None,
-            overrides=overrides,
-            answer=answer,
-            ask_changeable=ask_changeable,
-        )
-        for note in resolved.notes:
-            text.note(note)
-        options = resolved.options
-
-        pretrained = None
-        if source is not None:
-            from dfl.ui.import_command import pretrained_weights
-
-            pretrained = pretrained_weights(source, options, table)
-        if options.get("pretrain"):
-            if not args.pretraining_data_dir:
-                raise UserError(
-                    "pretrain is on: give the pretraining faceset with --pretraining-data-dir DIR "
-                    "(both sides read it), or answer n to 'Enable pretraining mode'"
-                )
-            pretrain_dir = args.pretraining_data_dir.expanduser().resolve()
-            text.info(f"Pretraining: both sides read {pretrain_dir}")
-            src = load_side_faceset(pretrain_dir, "pretraining", folders.model_dir)
-            dst = src
-        else:
-            if args.pretraining_data_dir:
-                text.note("--pretraining-data-dir is used only by SAEHD's pretrain mode; ignored.")
-            src = load_side_faceset(folders.src, "src", folders.model_dir)
-            dst = load_side_faceset(folders.dst, "dst", folders.model_dir)
-
+        chosen = choose_options(args, spec, loaded, model_type, gpu_memory)
+        options = chosen.options
+        src, dst = _load_facesets(args, options, folders)
         if args.debug:
             from dfl.ui.debugview import show_samples
 
             return show_samples(spec, options, src, dst, no_window=args.no_preview)
 
         from dfl.data.batcher import default_workers
-        from dfl.training.runner import Schedule, TrainingRunner
-        from dfl.training.trainer import Trainer, TrainingSetup, model_summary
+        from dfl.training.trainer import TrainingSetup
 
-        text.info(
-            model_summary(
-                spec, name, loaded.state.iteration if loaded else 0, options, device_lines
-            )
-        )
-        if loaded is not None:  # a reused model: say when it meets faces it was not trained on
-            from dfl.data.facesetid import differences, identities
-
-            for line in differences(loaded.state.facesets, identities(src, dst)):
-                text.note(line)
-        if device == "cpu":
-            text.warn(
-                "Training runs on the CPU: expect about a second or more per iteration. "
-                "See README.md for GPU set-up."
-            )
+        _say_before_training(spec, name, loaded, options, device, device_lines, (src, dst))
         setup = TrainingSetup(
             spec=spec,
             name=name,
@@ -313,37 +247,142 @@ def _train_locked(
             src=src,
             dst=dst,
             loaded=loaded,
-            pretrained=pretrained,
+            pretrained=chosen.pretrained,
             seed=int(options.get("seed", 0)),
             workers=default_workers(),
             device_lines=device_lines,
         )
-        window = open_preview_window(args.no_preview)
-        interactive = window is not None or sys.stdin.isatty()
-        schedule = Schedule(
-            target_iter=int(options.get("target_iter", 0)),
-            autobackup_hours=float(options.get("autobackup_hour", 2)),
-            backups_kept=int(options.get("autobackup_keep", 8)),
-            exit_at_target=not interactive,
-            preview_history_every=(
-                spec.preview_history_every(options) if options.get("write_preview_history") else 0
-            ),
-        )
-        runner = TrainingRunner(lambda: Trainer(setup), schedule)
-        runner.start()
-        from dfl.ui.session import TrainingSession
+        return _run_training(args, setup, chosen)
 
-        result = TrainingSession(runner, window=window).run()
-        runner.join(timeout=30)
-        if result.error is not None:
-            text.error(result.error.message)
-            if result.error.details:
-                report = store.folder / ERROR_REPORT
-                report.write_text(result.error.details, encoding="utf-8")
-                text.info(f"Details for a bug report: {report}")
-            return EXIT_FAILED
+
+def _load_saved(
+    store: ModelStore, name: str, model_type: str, *, announce_new: bool
+) -> Loaded | None:
+    """The saved model (Loaded), or None for a new one (DFL's "Model first run.")."""
+    from dfl.errors import UserError
+
+    if not store.has_state():
+        if announce_new:
+            text.info("Model first run.")
+        return None
+    text.info(f"Loading {name}_{model_type} model...")
+    loaded = store.load()
+    for note in loaded.notes:
+        text.warn(note)
+    if loaded.state.model_type != model_type:
+        raise UserError(f"{store.folder} holds a {loaded.state.model_type} model")
+    return loaded
+
+
+def _start_backend(backend_name: str, device: str) -> None:
+    from dfl import backend
+
+    backend.check_devices(backend_name, device)  # torch trains on one GPU: refuse several
+    backend.use_device(device)
+    backend.import_keras(backend_name)  # only after the device is chosen; quiets TF
+
+
+def _load_facesets(args: argparse.Namespace, options: Mapping[str, Any], folders: Folders):
+    """(src, dst) samples: the pretraining faceset on both sides in pretrain mode."""
+    from dfl.errors import UserError
+
+    if not options.get(PRETRAIN_OPTION):
+        if args.pretraining_data_dir:
+            text.note("--pretraining-data-dir is used only by SAEHD's pretrain mode; ignored.")
+        src = load_side_faceset(folders.src, "src", folders.model_dir)
+        return src, load_side_faceset(folders.dst, "dst", folders.model_dir)
+    if not args.pretraining_data_dir:
+        raise UserError(
+            "pretrain is on: give the pretraining faceset with --pretraining-data-dir DIR "
+            "(both sides read it), or answer n to 'Enable pretraining mode'"
+        )
+    pretrain_dir = args.pretraining_data_dir.expanduser().resolve()
+    text.info(f"Pretraining: both sides read {pretrain_dir}")
+    src = load_side_faceset(pretrain_dir, "pretraining", folders.model_dir)
+    return src, src
+
+
+def _say_before_training(
+    spec: ModelSpec,
+    name: str,
+    loaded: Loaded | None,
+    options: Mapping[str, Any],
+    device: str,
+    device_lines: list[str],
+    faces: tuple[list, list],
+) -> None:
+    """The summary box, faceset changes of a reused model, and the CPU warning."""
+    from dfl.training.trainer import model_summary
+
+    iteration = loaded.state.iteration if loaded else 0
+    text.info(model_summary(spec, name, iteration, dict(options), device_lines))
+    if loaded is not None:  # a reused model: say when it meets faces it was not trained on
+        from dfl.data.facesetid import differences, identities
+
+        for line in differences(loaded.state.facesets, identities(*faces)):
+            text.note(line)
+    if device == "cpu":
+        text.warn(
+            "Training runs on the CPU: expect about a second or more per iteration. "
+            "See README.md for GPU set-up."
+        )
+
+
+def _run_training(args: argparse.Namespace, setup: TrainingSetup, chosen: ChosenOptions) -> int:
+    """Open the window, run the trainer thread and the session until it stops."""
+    from dfl.errors import EXIT_FAILED, EXIT_OK
+    from dfl.training.runner import TrainingRunner
+    from dfl.training.trainer import Trainer
+    from dfl.ui.prompts import ANSWERS
+    from dfl.ui.session import TrainingSession
+
+    window = open_preview_window(args.no_preview)
+    if chosen.choose_history_sample and window is None:
+        text.note("No preview window: the preview history keeps its sample.")
+    schedule = _schedule(
+        setup,
+        interactive=window is not None or sys.stdin.isatty(),
+        choose_sample=chosen.choose_history_sample and window is not None,
+        tips=chosen.tips,
+        timed_from=ANSWERS.last,
+    )
+    runner = TrainingRunner(lambda: Trainer(setup), schedule)
+    runner.start()
+    result = TrainingSession(runner, window=window).run()
+    runner.join(timeout=30)
+    if result.error is None:
         text.info("Done.")
         return EXIT_OK
+    text.error(result.error.message)
+    if result.error.details:
+        report = setup.store.folder / ERROR_REPORT
+        report.write_text(result.error.details, encoding="utf-8")
+        text.info(f"Details for a bug report: {report}")
+    return EXIT_FAILED
+
+
+def _schedule(
+    setup: TrainingSetup,
+    *,
+    interactive: bool,
+    choose_sample: bool,
+    tips: tuple[str, ...],
+    timed_from: float | None,
+) -> Schedule:
+    from dfl.training.runner import Schedule
+
+    options = setup.options
+    history = bool(options.get("write_preview_history"))
+    return Schedule(
+        target_iter=int(options.get("target_iter", 0)),
+        autobackup_hours=float(options.get("autobackup_hour", 2)),
+        backups_kept=int(options.get("autobackup_keep", 8)),
+        exit_at_target=not interactive,
+        preview_history_every=setup.spec.preview_history_every(options) if history else 0,
+        choose_preview_sample=choose_sample and history,
+        timed_from=timed_from,
+        new_model_tips=tips,
+    )
 
 
 def open_preview_window(no_preview: bool):  # -> PreviewWindow | None
