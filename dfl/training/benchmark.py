@@ -234,21 +234,9 @@ def run_case(case: Case, settings: Settings, faces: tuple[list, list], workdir: 
     try:
         trainer.train_one()
         first_iteration_s = time.perf_counter() - started
-        for _ in range(max(0, settings.warmup - 1)):
-            trainer.train_one()
-        ms: list[float] = []
-        waits: list[float] = []
-        for _ in range(settings.iterations):
-            elapsed, _losses = trainer.train_one()
-            ms.append(elapsed)
-            waits.append(trainer.last_wait_ms)
+        ms, waits = _timed_iterations(trainer, settings)
         inputs = trainer.last_inputs
-        step_ms: list[float] = []
-        for _ in range(settings.step_repeats):
-            t0 = time.perf_counter()
-            result = trainer.step_fn(inputs)
-            float(result["src_loss"])  # waits for it
-            step_ms.append((time.perf_counter() - t0) * 1000.0)
+        step_ms = _step_times(trainer, inputs, settings.step_repeats)
         pipeline = _pipeline_rate(trainer, settings.pipeline_batches, settings.workers)
         batch = trainer.batch_size
         flops = float("nan")
@@ -278,6 +266,30 @@ def run_case(case: Case, settings: Settings, faces: tuple[list, list], workdir: 
         )
     finally:
         trainer.close()
+
+
+def _timed_iterations(trainer: Any, settings: Settings) -> tuple[list[float], list[float]]:
+    """After the rest of the warm-up, (ms per iteration, ms waiting for data) of each timed one."""
+    for _ in range(max(0, settings.warmup - 1)):
+        trainer.train_one()
+    ms: list[float] = []
+    waits: list[float] = []
+    for _ in range(settings.iterations):
+        elapsed, _losses = trainer.train_one()
+        ms.append(elapsed)
+        waits.append(trainer.last_wait_ms)
+    return ms, waits
+
+
+def _step_times(trainer: Any, inputs: dict, repeats: int) -> list[float]:
+    """ms of the training step alone on the same inputs, ``repeats`` times."""
+    step_ms: list[float] = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        result = trainer.step_fn(inputs)
+        float(result["src_loss"])  # waits for it
+        step_ms.append((time.perf_counter() - t0) * 1000.0)
+    return step_ms
 
 
 def select_cases(names: list[str] | None) -> list[Case]:
