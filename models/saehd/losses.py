@@ -205,6 +205,33 @@ def reconstruction_terms(
     return terms
 
 
+def style_terms(
+    outputs: Mapping[str, Any], src: Side, dst: Side, config: LossConfig
+) -> dict[str, Any]:
+    """face_style and bg_style (part of L_src) when their powers are on, shape (B,) each."""
+    terms: dict[str, Any] = {}
+    if config.face_style_weight > 0.0:
+        swap_mask = ops.stop_gradient(outputs["pred_src_dst_no_code_grad_mask"])
+        dst_face = ops.stop_gradient(outputs["pred_dst"] * outputs["pred_dst_mask"])
+        terms["face_style"] = losses.style_loss(
+            outputs["pred_src_dst_no_code_grad"] * swap_mask,
+            dst_face,
+            blur_radius=config.face_style_blur,
+            weight=config.face_style_weight,
+        )
+    if config.bg_style_weight > 0.0:
+        # DFL builds this mask from the *src* target's mask blur
+        anti = 1.0 - ops.stop_gradient(ops.clip(src.mask_blur, 0.0, 1.0))
+        swap_bg = outputs["pred_src_dst"] * anti
+        dst_bg = dst.target * anti
+        w = config.bg_style_weight
+        window = int(config.resolution / losses.DSSIM_RES_PER_WINDOW)
+        terms["bg_style"] = w * ops.mean(losses.dssim(swap_bg, dst_bg, window), axis=-1) + (
+            w * losses.mse(swap_bg, dst_bg)
+        )
+    return terms
+
+
 def generator_terms(
     outputs: Mapping[str, Any],
     inputs: Mapping[str, Any],
@@ -228,25 +255,7 @@ def generator_terms(
         for key, value in reconstruction_terms(side, pred, pred_mask, config).items():
             terms[f"{name}_{key}"] = value
 
-    if config.face_style_weight > 0.0:
-        swap_mask = ops.stop_gradient(outputs["pred_src_dst_no_code_grad_mask"])
-        dst_face = ops.stop_gradient(outputs["pred_dst"] * outputs["pred_dst_mask"])
-        terms["face_style"] = losses.style_loss(
-            outputs["pred_src_dst_no_code_grad"] * swap_mask,
-            dst_face,
-            blur_radius=config.face_style_blur,
-            weight=config.face_style_weight,
-        )
-    if config.bg_style_weight > 0.0:
-        # DFL builds this mask from the *src* target's mask blur
-        anti = 1.0 - ops.stop_gradient(ops.clip(src.mask_blur, 0.0, 1.0))
-        swap_bg = outputs["pred_src_dst"] * anti
-        dst_bg = dst.target * anti
-        w = config.bg_style_weight
-        window = int(config.resolution / losses.DSSIM_RES_PER_WINDOW)
-        terms["bg_style"] = w * ops.mean(losses.dssim(swap_bg, dst_bg, window), axis=-1) + (
-            w * losses.mse(swap_bg, dst_bg)
-        )
+    terms.update(style_terms(outputs, src, dst, config))
 
     if config.uses_true_face:
         if code_discriminator is None:
