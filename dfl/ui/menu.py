@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
@@ -54,6 +56,10 @@ MENU_HELP_SAVED_ONLY = (
 )
 DEVICE_HEADER = "Choose one or several GPU idxs (separated by comma)."
 DEVICE_PROMPT = "Which GPU indexes to choose? : "
+
+
+class _Retry(enum.Enum):
+    ASK_AGAIN = "ask again"  # a menu answer that did not fit: the prompt comes again
 
 
 class DeviceLike(Protocol):
@@ -226,56 +232,98 @@ def choose_model(
     `dfl_models` lists DeepFaceLab models that can be imported; they are shown after the saved
     models, and choosing one asks whether to import it (default yes): yes returns its name.
     """
-    header = MENU_HEADER if allow_new else MENU_HEADER_SAVED_ONLY
     while True:
-        models = list_models(model_dir, model_type)
-        dfl = list(dfl_models()) if dfl_models is not None else []
-        if not models and not dfl:
+        menu = _Menu(
+            model_dir,
+            model_type,
+            models=list_models(model_dir, model_type),
+            dfl=list(dfl_models()) if dfl_models is not None else [],
+            allow_new=allow_new,
+            input_fn=input_fn,
+            print_fn=print_fn,
+        )
+        if not menu.models and not menu.dfl:
             if not allow_new:
                 raise WorkspaceError(f"no saved {model_type} models in {model_dir}")
             return _ask_new_name(input_fn, print_fn)
-        _print_menu(models, print_fn, header)
-        for offset, dfl_name in enumerate(dfl):
-            print_fn(f"[{len(models) + offset}] : {dfl_name}{DFL_MODEL_SUFFIX}")
+        menu.show()
+        chosen = menu.ask()
+        if chosen is not None:
+            return chosen
+
+
+@dataclass
+class _Menu:
+    """One showing of the saved-model menu: its list and how an answer is read."""
+
+    model_dir: Path | str
+    model_type: str
+    models: Sequence[ModelEntry]
+    dfl: Sequence[str]  # importable DFL model names, listed after the saved models
+    allow_new: bool
+    input_fn: InputFn
+    print_fn: PrintFn
+
+    def show(self) -> None:
+        _print_menu(
+            self.models, self.print_fn, MENU_HEADER if self.allow_new else MENU_HEADER_SAVED_ONLY
+        )
+        for offset, dfl_name in enumerate(self.dfl):
+            self.print_fn(f"[{len(self.models) + offset}] : {dfl_name}{DFL_MODEL_SUFFIX}")
+
+    def ask(self) -> str | None:
+        """The chosen name, or None to list the models again (after r, d or a declined import)."""
         while True:
-            answer = _read(input_fn, MENU_PROMPT)
-            if answer is None and models:
-                print_fn(f"input closed: using the newest model {models[0].name!r}")
-                return models[0].name
+            answer = _read(self.input_fn, MENU_PROMPT)
+            if answer is None and self.models:
+                self.print_fn(f"input closed: using the newest model {self.models[0].name!r}")
+                return self.models[0].name
             if not answer:
-                if models:
-                    return models[0].name
+                if self.models:
+                    return self.models[0].name
                 answer = "0"  # only DFL models are listed: the first one is offered
             if answer == HELP_KEY:
-                print_fn(MENU_HELP if allow_new else MENU_HELP_SAVED_ONLY)
+                self.print_fn(MENU_HELP if self.allow_new else MENU_HELP_SAVED_ONLY)
                 continue
             if answer in (RENAME_KEY, DELETE_KEY):
                 flow = _rename if answer == RENAME_KEY else _delete
-                flow(model_dir, model_type, models, input_fn, print_fn)
-                break  # list the models again
-            index = _parse_int(answer)
-            if index is not None and 0 <= index < len(models):
-                return models[index].name
-            if index is not None and not 0 <= index - len(models) < len(dfl):
-                last = len(models) + len(dfl) - 1
-                print_fn(f"No model [{index}]: enter an index from 0 to {last}.")
-                continue
-            entry = _find(models, answer) if index is None else None
-            if entry is not None:
-                return entry.name
-            picked = dfl[index - len(models)] if index is not None else _find_name(dfl, answer)
-            if picked is not None:
-                if _confirm(f"Import DFL model '{picked}'?", input_fn, print_fn, default=True):
-                    return picked
-                print_fn("Not imported.")
-                break  # list the models again
-            if not allow_new:
-                print_fn(f"No saved {model_type} model {answer!r}.")
-                continue
-            reason = validate_name(answer)
-            if reason is None:
-                return answer
-            print_fn(reason)
+                flow(self.model_dir, self.model_type, self.models, self.input_fn, self.print_fn)
+                return None
+            outcome = self._pick(answer)
+            if not isinstance(outcome, _Retry):
+                return outcome
+
+    def _pick(self, answer: str) -> str | _Retry | None:
+        """A saved model, a DFL model to import (None: declined, list again), a new name, or
+        _Retry.ASK_AGAIN after saying why the answer does not fit."""
+        index = _parse_int(answer)
+        if index is not None and 0 <= index < len(self.models):
+            return self.models[index].name
+        if index is not None and not 0 <= index - len(self.models) < len(self.dfl):
+            last = len(self.models) + len(self.dfl) - 1
+            self.print_fn(f"No model [{index}]: enter an index from 0 to {last}.")
+            return _Retry.ASK_AGAIN
+        entry = _find(self.models, answer) if index is None else None
+        if entry is not None:
+            return entry.name
+        if index is not None:
+            picked: str | None = self.dfl[index - len(self.models)]
+        else:
+            picked = _find_name(self.dfl, answer)
+        if picked is not None:
+            question = f"Import DFL model '{picked}'?"
+            if _confirm(question, self.input_fn, self.print_fn, default=True):
+                return picked
+            self.print_fn("Not imported.")
+            return None
+        if not self.allow_new:
+            self.print_fn(f"No saved {self.model_type} model {answer!r}.")
+            return _Retry.ASK_AGAIN
+        reason = validate_name(answer)
+        if reason is None:
+            return answer
+        self.print_fn(reason)
+        return _Retry.ASK_AGAIN
 
 
 def suggest_devices(devices: Sequence[DeviceLike]) -> str:
