@@ -239,3 +239,42 @@ def test_frames_are_merged_on_demand_and_predicted_once(tmp_path: Path) -> None:
     (frames_dir / "00004.png").write_bytes(b"broken")
     fresh = FrameMerger(pairing.frames, predictor, out, masks)
     assert "readable" in str(fresh.merge_many([(3, base)], workers=1)[3])
+
+
+def test_window_session_keeper_saves_and_resumes_with_the_model(tmp_path: Path) -> None:
+    from types import SimpleNamespace
+
+    from dfl.merge.session import load_session
+    from dfl.ui.merge_questions import Asker
+    from dfl.ui.merge_window import SessionKeeper
+
+    frames_dir, aligned = make_workspace(tmp_path, n=3)
+    pairing = pair_frames(frames_dir, aligned)
+    model = tmp_path / "m_Quick96"
+    model.mkdir()
+    fm = FrameMerger(pairing.frames, _Predictor(), tmp_path / "out", tmp_path / "masks")
+    (tmp_path / "out").mkdir()
+    (tmp_path / "masks").mkdir()
+
+    def flow() -> SimpleNamespace:
+        closed = Asker(input_fn=lambda prompt: (_ for _ in ()).throw(EOFError()))
+        return SimpleNamespace(
+            session=load_session(model), asker=closed, overrides={}, folder=model,
+            workers=2, morph=None,
+        )  # fmt: skip
+
+    names = [f.name for f in pairing.frames]
+    c = MergeController(names, MergeSettings())
+    keeper = SessionKeeper(flow(), KEY, fm)
+    keeper.restore(c, fm)  # nothing saved yet
+    c.press(TAB)
+    c.press("3")
+    fm.merge(0, c.current)
+    c.mark_merged(0, c.current)
+    c.press(".")
+    keeper.save(c, final=True)
+
+    again = MergeController(names, MergeSettings())
+    SessionKeeper(flow(), KEY, fm).restore(again, fm)  # "Use saved session?": the default, y
+    assert again.index == 1 and again.is_done(0) and again.current.mode == "seamless"
+    assert load_session(model).workers == 2
