@@ -134,6 +134,88 @@ def test_idt_matches_each_axis_when_fully_relaxed() -> None:
     np.testing.assert_allclose(s_out, s_ref, atol=0.01)
 
 
+IDT_BINS = 256
+
+
+def _dfl_axis_map(values: np.ndarray, ref: np.ndarray, bins: int = IDT_BINS) -> np.ndarray:
+    """DFL's 1-D histogram matching, restated: both histograms over the common range, their
+    normalised cumulative sums read at the *upper* bin edges only; each value is moved to the
+    reference value of equal cumulative share, read off by linear interpolation over the upper
+    edges, and anything below the first upper edge is sent to 0 (DFL passes left=0, right=bins)."""
+    lo, hi = min(values.min(), ref.min()), max(values.max(), ref.max())
+    counts, edges = np.histogram(values, bins=bins, range=(lo, hi))
+    ref_counts, _ = np.histogram(ref, bins=bins, range=(lo, hi))
+    share = np.cumsum(counts).astype(np.float32) / counts.sum()
+    ref_share = np.cumsum(ref_counts).astype(np.float32) / ref_counts.sum()
+    upper = edges[1:]
+    matched = np.interp(share, ref_share, upper)
+    return np.interp(values, upper, matched, left=0.0, right=float(bins))
+
+
+def _dfl_idt(image: np.ndarray, reference: np.ndarray, rotations: list[np.ndarray]) -> np.ndarray:
+    """DFL's idt restated on top of _dfl_axis_map: per rotation, map each rotated axis and move
+    the pixels back by 1/len(rotations) of the change; clip at the end."""
+    x = image.reshape(-1, 3).T.astype(np.float32)
+    ref = reference.reshape(-1, 3).T.astype(np.float32)
+    step = 1.0 / len(rotations)
+    for rot in rotations:
+        xr, rr = rot @ x, rot @ ref
+        moved = np.stack([_dfl_axis_map(xr[a], rr[a]) for a in range(3)])
+        x = x + step * np.linalg.solve(rot, moved - xr)
+    return np.clip(x.T.reshape(image.shape), 0.0, 1.0)
+
+
+def _rotations(seed: int, n: int = C.IDT_ROTATIONS) -> list[np.ndarray]:
+    """The rotations idt_transfer draws from default_rng(seed), in order."""
+    rng = np.random.default_rng(seed)
+    return [C.random_rotation(rng).astype(np.float32) for _ in range(n)]
+
+
+def test_idt_axis_map_equals_dfls_above_the_lowest_bin() -> None:
+    """docs/training.md §9: the one-axis quantile map is DFL's to float precision for every
+    value above the lowest bin; in the lowest bin DFL sends values to 0 (its bug), ours maps
+    them in order into the reference's range."""
+    rng = np.random.default_rng(3)
+    values = rng.normal(0.0, 1.0, 5000).astype(np.float32)
+    ref = rng.normal(0.5, 0.6, 3000).astype(np.float32)
+    ours = values + C._match_1d(values, ref, IDT_BINS)
+    theirs = _dfl_axis_map(values, ref)
+    width = (max(values.max(), ref.max()) - min(values.min(), ref.min())) / IDT_BINS
+    lowest = values < values.min() + width
+    assert lowest.any() and (~lowest).sum() > 4000
+    np.testing.assert_allclose(ours[~lowest], theirs[~lowest], atol=1e-4)
+    # DFL sends the lowest bin to 0, above values that started higher: not monotone any more.
+    assert np.abs(theirs[lowest]).max() < 1e-6
+    assert theirs[lowest].min() > theirs[~lowest].min()
+    # Ours keeps the order and lands inside the reference's range.
+    assert ours[lowest].max() <= ours[~lowest].min() + 1e-6
+    assert ours[lowest].min() >= ref.min() - width
+
+
+def test_idt_agrees_with_dfl_on_random_images() -> None:
+    """Same rotations: the whole transfer matches the DFL restatement except for the few pixels
+    that fell in a lowest bin on the way."""
+    rng = np.random.default_rng(11)
+    for seed in range(3):
+        image = rng.random((32, 32, 3), dtype=np.float32) * rng.random(3).astype(np.float32)
+        ref = rng.random((24, 24, 3), dtype=np.float32)
+        ours = C.idt_transfer(image, ref, np.random.default_rng(seed))
+        diff = np.abs(ours - _dfl_idt(image, ref, _rotations(seed)))
+        assert diff.mean() < 1e-3
+        assert (diff > 1 / 255).mean() < 0.01
+
+
+def test_idt_keeps_colours_that_already_match_where_dfl_darkens_some() -> None:
+    """The reason dfl keeps its own idt: recolouring a face toward its own colours must change
+    nothing. DFL's lowest-bin-to-0 pulls a few percent of the pixels by several levels."""
+    image = np.random.default_rng(5).random((32, 32, 3), dtype=np.float32)
+    ours = C.idt_transfer(image, image, np.random.default_rng(0))
+    theirs = _dfl_idt(image, image, _rotations(0))
+    assert np.abs(ours - image).max() < 1 / 255
+    assert np.abs(theirs - image).max() > 5 / 255
+    assert (np.abs(theirs - image) > 1 / 255).any(axis=-1).mean() > 0.01
+
+
 def test_sot_without_smoothing_matches_the_distribution() -> None:
     ref = _image(1, (1.0, 0.5, 0.2))  # same size as SRC
     out = C.sot_transfer(SRC, ref, np.random.default_rng(0), steps=30, sigma_space=0)

@@ -165,7 +165,8 @@ def random_rotation(rng: np.random.Generator) -> np.ndarray:
 def _match_1d(values: np.ndarray, ref: np.ndarray, bins: int) -> np.ndarray:
     """Displacement taking ``values`` toward ``ref``'s 1-D distribution: each value moves to the
     reference quantile of its own quantile, both read from ``bins``-bin histograms over the
-    common range."""
+    common range. The table includes the lowest bin's lower edge (share 0); DFL's
+    color_transfer_idt leaves it out and sends the lowest bin to 0, a bug (docs/training.md §9)."""
     lo = float(min(values.min(), ref.min()))
     hi = float(max(values.max(), ref.max()))
     if not hi - lo > 1e-12:
