@@ -5,8 +5,10 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 
@@ -14,6 +16,7 @@ from dfl.data import landmarks as L
 from dfl.data import sampling
 from dfl.data.augment import AugmentConfig
 from dfl.data.batcher import Batch, BatchError, BatchProducer
+from dfl.data.face_image import read_image
 from dfl.data.faceset import FaceSample, FacesetError, load_faceset
 from dfl.data.imagecache import ImageCache
 from dfl.data.sampling import EpochSampler, YawSampler
@@ -421,26 +424,75 @@ def test_uniform_yaw_on_the_dfl_faceset() -> None:
 # --- face types -------------------------------------------------------------------------------
 
 
-def test_a_wider_model_face_type_is_refused() -> None:
-    whole = load_faceset(FACESET / "src").samples  # whole_face
-    with pytest.raises(FacesetError) as info:
-        BatchProducer(whole, whole, AugmentConfig(RES, L.HEAD), CFG, 2, 0, workers=0)
-    msg = str(info.value)
-    assert "the src faceset cannot train a 'head' model" in msg
-    assert "8 faces are 'whole_face'" in msg and "00001_0.jpg" in msg
-    full = [
-        FaceSample(
-            path=Path(f"mem/full{i}.jpg"),
-            shape=(64, 64),
-            face_type=L.FULL_FACE,
-            landmarks=s.landmarks,
-        )
-        for i, s in enumerate(whole[:2])
-    ]
-    with pytest.raises(FacesetError, match="the dst faceset cannot train a 'whole_face' model"):
-        BatchProducer(whole, full, CFG, AugmentConfig(RES, L.WHOLE_FACE), 2, 0, workers=0)
-    for narrower in (L.FULL_FACE, L.MIDFULL_FACE, L.HALF_FACE):
-        BatchProducer(whole, full, CFG, AugmentConfig(RES, narrower), 2, 0, workers=0).close()
+def _full_face_faceset(count: int = 3, size: int = 96) -> tuple[list[FaceSample], dict]:
+    """``count`` full_face faces cut from the whole_face fixture, as DFL's extractor would store
+    them, each with an all-white XSeg mask (so the masks show where the stored image ends), and
+    the images by path for a reader."""
+    white = cv2.imencode(".png", np.full((size, size), 255, np.uint8))[1].tobytes()
+    samples, images = [], {}
+    for i, whole in enumerate(load_faceset(FACESET / "src").samples[:count]):
+        mat = L.transform_matrix(whole.landmarks, size, L.FULL_FACE)
+        path = Path(f"mem/full{i}.jpg")
+        images[path] = cv2.warpAffine(read_image(whole), mat, (size, size), flags=cv2.INTER_CUBIC)
+        landmarks = L.transform_points(whole.landmarks, mat).astype(np.float32)
+        samples.append(FaceSample(path, (size, size), L.FULL_FACE, landmarks, xseg_mask=white))
+    return samples, images
+
+
+def test_a_full_face_faceset_trains_a_whole_face_model_with_one_warning() -> None:
+    """docs/facesets.md §2: as in DFL, a narrower stored face is cropped to the model's face
+    type; past the stored image the face repeats its edge and the mask is black; one note
+    counts the faces."""
+    from dfl.models.saehd.model import augment_configs
+
+    full, images = _full_face_faceset()
+    whole = load_faceset(FACESET / "dst").samples
+    options = {"resolution": RES, "face_type": "wf", "archi": "liae", "random_warp": True}
+    src_cfg, dst_cfg = augment_configs(options)
+    assert src_cfg.face_type == L.WHOLE_FACE
+
+    def reader(sample: FaceSample) -> np.ndarray:
+        return images[sample.path] if sample.path in images else read_image(sample)
+
+    with BatchProducer(full, whole, src_cfg, dst_cfg, 3, 0, workers=0, reader=reader) as producer:
+        (note,) = producer.notes
+        batch = producer.get()
+    assert "faces stored narrower than the model's 'whole_face': src 3 of 3 (3 'full_face')" in note
+    assert "dst" not in note.split(".")[0]  # the whole_face dst faces are not counted
+    mask = batch.src.mask[..., 0]
+    corners = np.stack([mask[:, :4, :4], mask[:, :4, -4:], mask[:, -4:, :4], mask[:, -4:, -4:]])
+    assert corners.max() == 0.0  # black outside the stored full_face crop
+    assert mask[:, RES // 2 - 4 : RES // 2 + 4, RES // 2 - 4 : RES // 2 + 4].min() > 0.99
+
+
+def test_a_narrower_face_is_cut_at_the_models_face_type_with_replicated_edges() -> None:
+    """No augmentation: the target is the stored image cut with the model's face-type matrix
+    (cubic, edge pixels repeated as DFL's face images do), the mask the same cut of the stored
+    mask with black outside."""
+    full, images = _full_face_faceset(count=1)
+    cfg = AugmentConfig(RES, L.WHOLE_FACE, random_warp=False, rotation_range_deg=(0.0, 0.0))
+    cfg = replace(cfg, scale_range=(0.0, 0.0), shift_range=(0.0, 0.0))
+    with BatchProducer(
+        full, full, cfg, cfg, 1, 0, workers=0, reader=lambda s: images[s.path]
+    ) as producer:
+        batch = producer.get()
+    mat = L.transform_matrix(full[0].landmarks, RES, L.WHOLE_FACE)
+    image = images[full[0].path].astype(np.float32)
+    expected = cv2.warpAffine(
+        image, mat, (RES, RES), flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE
+    )
+    np.testing.assert_allclose(batch.src.target[0], np.clip(expected / 255, 0, 1), atol=1e-4)
+    inside = cv2.warpAffine(np.ones(image.shape[:2], np.float32), mat, (RES, RES))
+    assert (batch.src.mask[0, ..., 0][inside == 0] == 0).all() and (inside == 0).mean() > 0.2
+    assert batch.src.target[0][inside == 0].mean() > 0.05  # the edge repeated, not black
+
+
+def test_wider_and_plain_faces_give_no_face_type_note() -> None:
+    whole = load_faceset(FACESET / "src").samples
+    for narrower in (L.WHOLE_FACE, L.FULL_FACE, L.HALF_FACE):
+        cfg = AugmentConfig(RES, narrower)
+        with BatchProducer(whole, _samples("dst"), cfg, cfg, 2, 0, workers=0, reader=_reader) as p:
+            assert p.notes == []
 
 
 @pytest.mark.parametrize(("cores", "workers"), [(1, 1), (2, 2), (4, 4), (8, 6), (16, 14), (64, 16)])

@@ -17,7 +17,7 @@ from dfl.data import jpeg_metadata
 from dfl.data import landmarks as L
 from dfl.data.face_image import read_image
 from dfl.data.faceset import FaceSample, FacesetError, load_faceset
-from dfl.data.sample_checks import check_face_type
+from dfl.data.sample_checks import face_type_note, face_type_notes, narrower_faces
 
 FACESET = Path(__file__).parent / "data" / "dfl-faceset"
 
@@ -269,7 +269,7 @@ def test_hostile_faceset_pak_is_skipped(tmp_path: Path) -> None:
     assert not marker.exists()
 
 
-def test_check_face_type() -> None:
+def test_face_type_note_counts_the_narrower_faces() -> None:
     lm = np.random.default_rng(0).uniform(0, 64, (68, 2)).astype(np.float32)
 
     def face(name: str, face_type: str | None) -> FaceSample:
@@ -278,21 +278,20 @@ def test_check_face_type() -> None:
 
     full = [face("a/1.jpg", L.FULL_FACE), face("a/2.jpg", L.FULL_FACE), face("a/p.png", None)]
     for ok in (L.HALF_FACE, L.MIDFULL_FACE, L.FULL_FACE):
-        check_face_type(full, ok, "src")
+        assert face_type_note(ok, {"src": full}) is None
     for wider in (L.WHOLE_FACE, L.HEAD):
-        with pytest.raises(FacesetError) as info:
-            check_face_type(full, wider, "src")
-        msg = str(info.value)
-        assert msg.startswith(f"the src faceset cannot train a '{wider}' model: 2 faces are ")
-        assert "'full_face' (e.g. a/1.jpg)" in msg and "no wider than 'full_face'" in msg
+        note = face_type_note(wider, {"src": full, "dst": full[2:]})
+        assert note is not None
+        assert note.startswith(f"faces stored narrower than the model's '{wider}': src 2 of 3 ")
+        assert "(2 'full_face')" in note and "dst" not in note
     mixed = [face("b/1.jpg", L.HALF_FACE), face("b/2.jpg", L.WHOLE_FACE), face("b/3.jpg", L.HEAD)]
-    with pytest.raises(FacesetError) as info:
-        check_face_type(mixed, L.HEAD)
-    msg = str(info.value)
-    assert msg.startswith("the faceset cannot train a 'head' model: 1 face is 'half_face'")
-    assert "'half_face' and 'whole_face' are narrower crops than 'head'" in msg
-    check_face_type([face("c.jpg", L.HEAD_NO_ALIGN), face("d.jpg", L.MARK_ONLY)], L.HEAD)
-    check_face_type([face("e.jpg", L.FULL_FACE_NO_ALIGN)], L.FULL_FACE)
+    note = face_type_note(L.HEAD, {"src": full, "dst": mixed})
+    assert "src 2 of 3 (2 'full_face'); dst 2 of 3 (1 'half_face', 1 'whole_face')" in note
+    wide = [face("c.jpg", L.HEAD_NO_ALIGN), face("d.jpg", L.MARK_ONLY)]
+    assert narrower_faces(wide, L.HEAD) == {}
+    assert narrower_faces([face("e.jpg", L.FULL_FACE_NO_ALIGN)], L.FULL_FACE) == {}
+    both = face_type_notes([("src", full, L.WHOLE_FACE), ("dst", mixed, L.WHOLE_FACE)])
+    assert len(both) == 1 and "src 2 of 3" in both[0] and "dst 1 of 3 (1 'half_face')" in both[0]
 
 
 def test_hidden_files_are_ignored_silently(tmp_path):

@@ -16,7 +16,7 @@ from dfl.data.augment import AugmentConfig, process_sample
 from dfl.data.face_image import read_image
 from dfl.data.faceset import FaceSample
 from dfl.data.imagecache import ImageCache
-from dfl.data.sample_checks import check_face_type, usable_samples
+from dfl.data.sample_checks import face_type_notes, usable_samples
 from dfl.data.sample_masks import base_masks
 from dfl.data.sampling import EpochSampler, YawSampler, distinct_indices, yaw_bins
 
@@ -122,8 +122,8 @@ class BatchProducer:
     A side whose config has ``ct_mode`` is recoloured toward faces of the other side, drawn by
     their own epoch sampler. A side whose config has ``uniform_yaw`` draws its faces with a
     YawSampler (both: docs/training.md §8). Faces stored as a narrower face type than the config's
-    are refused up front with a FacesetError (check_face_type). ``notes`` lists what the user
-    should be told (e.g. uniform_yaw unavailable for plain images).
+    are cropped to it as DFL does, with one note counting them (docs/facesets.md §2). ``notes``
+    lists what the user should be told (e.g. uniform_yaw unavailable for plain images).
     """
 
     def __init__(
@@ -151,8 +151,14 @@ class BatchProducer:
         self.src_samples, src_notes = usable_samples(src_samples, src_cfg.resolution, "src")
         self.dst_samples, dst_notes = usable_samples(dst_samples, dst_cfg.resolution, "dst")
         self.notes.extend(src_notes + dst_notes)
-        check_face_type(self.src_samples, src_cfg.face_type, "src")
-        check_face_type(self.dst_samples, dst_cfg.face_type, "dst")
+        self.notes.extend(
+            face_type_notes(
+                (
+                    ("src", self.src_samples, src_cfg.face_type),
+                    ("dst", self.dst_samples, dst_cfg.face_type),
+                )
+            )
+        )
         self.src_cfg = src_cfg
         self.dst_cfg = dst_cfg
         self.batch_size = batch_size

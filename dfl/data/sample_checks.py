@@ -1,11 +1,11 @@
 """Which loaded faces a model can train on: faces too small to be worth blowing up to the model's
-resolution are set aside with a note, and faces stored as a narrower face type are refused."""
+resolution are set aside with a note; faces stored as a narrower face type than the model's are
+trained on as DFL does, with one warning that counts them."""
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Sequence
-from pathlib import Path
+from collections.abc import Iterable, Mapping, Sequence
 
 from dfl.data.faceset import SKIPPED_EXAMPLES, FaceSample, FacesetError
 from dfl.data.landmarks import FACE_TYPE_RANK
@@ -45,38 +45,52 @@ def tiny_note(tiny: list[FaceSample], resolution: int, side: str) -> str:
     )
 
 
-def check_face_type(samples: Iterable[FaceSample], face_type: str, side: str = "") -> None:
-    """Raise FacesetError when faces are stored as a narrower face type than ``face_type``.
-
-    A face can be cropped to its own face type or a narrower one (DFL's order: half_face <
-    midfull_face < full_face < full_face_no_align < whole_face < head < head_no_align), never
-    to a wider one: a 'full_face' faceset cannot train a 'whole_face' or 'head' model. Plain
-    images (no face type) are always accepted.
-    """
+def narrower_faces(samples: Iterable[FaceSample], face_type: str) -> Counter[str]:
+    """How many faces of each stored face type are narrower crops than ``face_type`` (DFL's
+    order: half_face < midfull_face < full_face < full_face_no_align < whole_face < head <
+    head_no_align). Plain images (no face type) are never counted."""
     need = FACE_TYPE_RANK[face_type]
-    narrow: Counter[str] = Counter()
-    example: dict[str, Path] = {}
-    for sample in samples:
-        stored = sample.face_type
-        if stored is not None and FACE_TYPE_RANK.get(stored, need) < need:
-            narrow[stored] += 1
-            example.setdefault(stored, sample.path)
-    if not narrow:
-        return
-    whose = f"the {side} faceset" if side else "the faceset"
-    parts = [
-        f"{n} {'face is' if n == 1 else 'faces are'} '{t}' (e.g. {example[t]})"
-        for t, n in narrow.most_common()
-    ]
-    types = sorted(narrow, key=FACE_TYPE_RANK.__getitem__)
-    what = " and ".join(f"'{t}'" for t in types)
-    crops = "is a narrower crop" if len(types) == 1 else "are narrower crops"
-    raise FacesetError(
-        f"{whose} cannot train a '{face_type}' model: {'; '.join(parts)}. {what} {crops} than "
-        f"'{face_type}', and a face can only be cropped to its own face type or a narrower one. "
-        f"Extract the faces again as '{face_type}' (or wider), or choose a model face type no "
-        f"wider than '{types[0]}'."
+    return Counter(
+        sample.face_type
+        for sample in samples
+        if sample.face_type is not None and FACE_TYPE_RANK.get(sample.face_type, need) < need
     )
+
+
+def face_type_note(face_type: str, sides: Mapping[str, Sequence[FaceSample]]) -> str | None:
+    """The one warning for faces stored narrower than the model's ``face_type``, with the counts
+    per side and stored type (None when there are none).
+
+    Such faces are trained on as DFL trains on them (docs/facesets.md §2): the crop is cut around
+    the landmarks at the model's face type, so it reaches past the stored image, where the face
+    image repeats its edge pixels and the masks are black.
+    """
+    parts = []
+    for side, samples in sides.items():
+        counts = narrower_faces(samples, face_type)
+        if counts:
+            kinds = ", ".join(f"{n} '{stored}'" for stored, n in counts.most_common())
+            parts.append(f"{side} {sum(counts.values())} of {len(samples)} ({kinds})")
+    if not parts:
+        return None
+    return (
+        f"faces stored narrower than the model's '{face_type}': {'; '.join(parts)}. They are "
+        f"cropped to '{face_type}' as DeepFaceLab does, so the crop reaches past the stored "
+        "image: there the face repeats its edge pixels and the mask is black. Extract the faces "
+        f"as '{face_type}' (or wider) for a clean result."
+    )
+
+
+def face_type_notes(sides: Sequence[tuple[str, Sequence[FaceSample], str]]) -> list[str]:
+    """face_type_note for (side, samples, model face type) triples: one note per face type (both
+    sides share it in every model)."""
+    notes = []
+    for face_type in dict.fromkeys(kind for _, _, kind in sides):
+        chosen = {side: samples for side, samples, kind in sides if kind == face_type}
+        note = face_type_note(face_type, chosen)
+        if note is not None:
+            notes.append(note)
+    return notes
 
 
 def usable_samples(

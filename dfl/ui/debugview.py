@@ -33,6 +33,8 @@ def show_samples(
     src_cfg, dst_cfg = spec.augment_configs(options)
     batch_size = spec.batch_size(options, 1)
     with BatchProducer(src, dst, src_cfg, dst_cfg, batch_size, DEBUG_SEED, workers=1) as producer:
+        for note in producer.notes:  # e.g. narrower face types, tiny faces (training says them too)
+            text.warn(note)
         image = debug_page(producer.get(timeout=60).as_inputs())
         window = None
         if not no_window:
