@@ -150,15 +150,9 @@ class BatchProducer:
         self.notes: list[str] = []
         self.src_samples, src_notes = usable_samples(src_samples, src_cfg.resolution, "src")
         self.dst_samples, dst_notes = usable_samples(dst_samples, dst_cfg.resolution, "dst")
-        self.notes.extend(src_notes + dst_notes)
-        self.notes.extend(
-            face_type_notes(
-                (
-                    ("src", self.src_samples, src_cfg.face_type),
-                    ("dst", self.dst_samples, dst_cfg.face_type),
-                )
-            )
-        )
+        sides = [("src", self.src_samples, src_cfg.face_type)]
+        sides.append(("dst", self.dst_samples, dst_cfg.face_type))
+        self.notes.extend(src_notes + dst_notes + face_type_notes(sides))
         self.src_cfg = src_cfg
         self.dst_cfg = dst_cfg
         self.batch_size = batch_size
