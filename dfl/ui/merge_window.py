@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from typing import Any
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
 
 import cv2
 import numpy as np
@@ -22,8 +24,10 @@ from dfl.merge.settings import summary_lines
 from dfl.ui import text
 from dfl.ui.window import KEYCODE_MASK, PreviewWindow
 
+T = TypeVar("T")
 WINDOW_TITLE = "Merger"  # DFL's window name
 KEY_POLL_MS = 30
+BUSY_POLL_MS = 10  # key reads while a frame is merged on the worker thread
 MAX_KEYS_PER_POLL = 32
 INITIAL_MAX_WIDTH_PX = 1368  # DFL scales a wider first frame down to this width
 ZOOM_RANGE = (0.1, 4.0)
@@ -33,43 +37,41 @@ FONT = cv2.FONT_HERSHEY_SIMPLEX
 FONT_SCALE = 0.45
 LINE_PX = 18  # text line height
 TEXT_MARGIN_PX = 6
-STATUS_MIN_WIDTH_PX = 560  # the status bar is at least this wide, so its text fits
-HELP_WIDTH_PX = 720
 TEXT_COLOUR = (235, 235, 235)
 KEY_CODES = {9: TAB, 27: ESC}
 # OpenCV's Qt window reports Shift itself (X11 keysyms Shift_L, Shift_R) and then the letter in
 # lower case; GTK and Windows report the upper-case letter.
 SHIFT_KEYSYMS = (0xFFE1, 0xFFE2)
 
-HELP_LINES = (
-    "Interactive merger - keys (Tab: back to the frame)",
-    "",
-    "Esc          save the session and finish",
-    "` 1 2 3 4 5 6  mode: original, overlay, hist-match, seamless,",
-    "             seamless-hist-match, raw-rgb, raw-predict",
-    "x            next mask mode",
-    "c            next colour transfer (none, rct, lct, mkl, mkl-m, idt, ...)",
-    "n            next sharpen mode (none, box, gaussian)",
-    "z            masked hist match on/off (hist-match mode only)",
-    "q / a        hist match threshold up / down (hist-match modes)",
-    "w / s        erode mask up / down",
-    "e / d        blur mask up / down",
-    "r / f        motion blur up / down",
-    "y / h        sharpen amount up / down (below 0: blur)",
-    "u / j        output face scale up / down",
-    "i / k        degrade by denoise up / down",
-    "o / l        degrade by bicubic rescale up / down",
-    "p / ;        degrade colour up / down (: is 5 down)",
-    "Shift        with the amount keys: steps of 5",
-    "t / g        super resolution: not available in dfl",
-    "",
-    ", / .        previous / next frame",
-    "<            back to the first frame",
-    "m / M        previous / first frame, taking these settings along",
-    "/ / ?        next frame / every later frame takes these settings",
-    ">            merge all remaining frames with their settings",
-    "- / =        zoom out / in",
+HELP_TITLE = "Interactive merger keys (Tab: back to the frame)"
+HELP_ROWS: tuple[tuple[str, str], ...] = (  # (keys, what they do); "" rows are gaps
+    ("Esc", "save the session and finish"),
+    ("` 1 2 3 4 5 6", "mode: original, overlay, hist-match, seamless,"),
+    ("", "seamless-hist-match, raw-rgb, raw-predict"),
+    ("x", "next mask mode"),
+    ("c", "next colour transfer (none, rct, lct, mkl, mkl-m, idt, ...)"),
+    ("n", "next sharpen mode (none, box, gaussian)"),
+    ("z", "masked hist match on/off (hist-match mode only)"),
+    ("q / a", "hist match threshold up / down (hist-match modes)"),
+    ("w / s", "erode mask up / down"),
+    ("e / d", "blur mask up / down"),
+    ("r / f", "motion blur up / down"),
+    ("y / h", "sharpen amount up / down (below 0: blur)"),
+    ("u / j", "output face scale up / down"),
+    ("i / k", "degrade by denoise up / down"),
+    ("o / l", "degrade by bicubic rescale up / down"),
+    ("p / ;", "degrade colour up / down (: is 5 down)"),
+    ("Shift", "with the amount keys: steps of 5"),
+    ("t / g", "super resolution: not available in dfl"),
+    ("", ""),
+    (", / .", "previous / next frame"),
+    ("<", "back to the first frame"),
+    ("m / M", "previous / first frame, taking these settings along"),
+    ("/ / ?", "next frame / every later frame takes these settings"),
+    (">", "merge all remaining frames with their settings"),
+    ("- / =", "zoom out / in"),
 )
+HELP_KEY_COLUMN_PX = 130  # where the descriptions start
 
 
 def decode_key(code: int, shift: bool = False) -> str | None:
@@ -85,16 +87,24 @@ def decode_key(code: int, shift: bool = False) -> str | None:
     return None
 
 
-def _text_block(lines: list[str], width: int) -> np.ndarray:
-    block = np.zeros((len(lines) * LINE_PX + TEXT_MARGIN_PX, width, 3), np.uint8)
-    for n, line in enumerate(lines):
+def _text_width(line: str) -> int:
+    return cv2.getTextSize(line, FONT, FONT_SCALE, 1)[0][0] + 2 * TEXT_MARGIN_PX
+
+
+def _text_block(rows: list[tuple[str, ...]], width: int, column_px: int = 0) -> np.ndarray:
+    """Text rows on black; a row's second cell starts at `column_px`."""
+    block = np.zeros((len(rows) * LINE_PX + TEXT_MARGIN_PX, width, 3), np.uint8)
+    for n, row in enumerate(rows):
         y = (n + 1) * LINE_PX
-        cv2.putText(block, line, (TEXT_MARGIN_PX, y), FONT, FONT_SCALE, TEXT_COLOUR, 1, cv2.LINE_AA)
+        for cell, x in zip(row, (TEXT_MARGIN_PX, TEXT_MARGIN_PX + column_px), strict=False):
+            cv2.putText(block, cell, (x, y), FONT, FONT_SCALE, TEXT_COLOUR, 1, cv2.LINE_AA)
     return block
 
 
 def help_image() -> np.ndarray:
-    return _text_block(list(HELP_LINES), HELP_WIDTH_PX)
+    rows = [(HELP_TITLE,), ("",), *HELP_ROWS]
+    width = max(_text_width(r[-1]) + (HELP_KEY_COLUMN_PX if len(r) > 1 else 0) for r in rows)
+    return _text_block(rows, width, HELP_KEY_COLUMN_PX)
 
 
 def frame_view(image: np.ndarray, zoom: float, status: list[str]) -> np.ndarray:
@@ -102,10 +112,10 @@ def frame_view(image: np.ndarray, zoom: float, status: list[str]) -> np.ndarray:
     h, w = image.shape[:2]
     size = (max(1, round(w * zoom)), max(1, round(h * zoom)))
     shown = cv2.resize(image, size, interpolation=cv2.INTER_LINEAR) if zoom != 1.0 else image
-    width = max(shown.shape[1], STATUS_MIN_WIDTH_PX)
+    width = max(shown.shape[1], *(_text_width(line) for line in status))
     canvas = np.zeros((shown.shape[0], width, 3), np.uint8)
     canvas[:, : shown.shape[1]] = shown
-    return np.concatenate([canvas, _text_block(status, width)])
+    return np.concatenate([canvas, _text_block([(line,) for line in status], width)])
 
 
 class SessionKeeper:
@@ -163,6 +173,7 @@ class MergerWindow:
         self.window = PreviewWindow(WINDOW_TITLE)
         self.keys: deque[str] = deque()
         self.shift = False  # a Shift key was reported just before (Qt)
+        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="merger-window")
         self.zoom: float | None = None
         self.image: np.ndarray | None = None  # the last merged image shown
         self.shown: tuple[int, Any] | None = None  # (frame, settings) of self.image
@@ -183,9 +194,11 @@ class MergerWindow:
                 return
             c.merged.pop(i, None)  # unreadable: merge it again
         batch = range(i, min(c.count, i + self.merger.predictor.batch_size))
-        self.merger.prepare(list(batch))  # the next frames with one network call: `.` is quick
+        self._busy(f"merging {c.names[i]}...")
+        # the next frames with one network call, so that `.` is quick
+        self._in_background(self.merger.prepare, list(batch))
         try:
-            result = self.merger.merge(i, settings)
+            result = self._in_background(self.merger.merge, i, settings)
         except FrameError as exc:
             c.mark_failed(i, str(exc))
             text.error(f"{c.names[i]} {exc}")
@@ -207,7 +220,7 @@ class MergerWindow:
         c = self.c
         batch = c.batch(max(self.flow.workers, self.merger.predictor.batch_size))
         jobs = [(i, c.settings[i]) for i in batch if not c.is_done(i)]
-        results = self.merger.merge_many(jobs, self.flow.workers) if jobs else {}
+        results = self._in_background(self.merger.merge_many, jobs, self.flow.workers)
         for i, result in sorted(results.items()):
             if isinstance(result, str):
                 c.mark_failed(i, result)
@@ -222,9 +235,9 @@ class MergerWindow:
             text.info(f"Merged frames: {c.done_count}/{c.count}.")
 
     # ------------------------------------------------------------------ drawing and keys
-    def _status(self) -> list[str]:
+    def _status(self, busy: str = "") -> list[str]:
         c, s = self.c, self.c.current
-        state = "merging the rest..." if c.process_remaining else self.note
+        state = busy or ("merging the rest..." if c.process_remaining else self.note)
         first = (
             f"{c.names[c.index]}  frame {c.index + 1}/{c.count}  merged {c.done_count}/{c.count}"
             f"  zoom {self.zoom or 1.0:.1f}  {state}"
@@ -242,8 +255,22 @@ class MergerWindow:
         else:
             self.window.show(frame_view(self.image, self.zoom or 1.0, self._status()))
 
-    def _poll(self) -> None:
-        code = cv2.waitKeyEx(1 if self.c.process_remaining or self.keys else KEY_POLL_MS)
+    def _busy(self, note: str) -> None:
+        """Say what is being done in the status bar while it is done."""
+        if self.image is not None and not self.c.show_help:
+            self.window.show(frame_view(self.image, self.zoom or 1.0, self._status(note)))
+
+    def _in_background(self, work: Callable[..., T], *args: Any) -> T:
+        """Run `work` on the worker thread while the window keeps taking keys (OpenCV keeps
+        only the last key that arrived between two reads)."""
+        future = self.pool.submit(work, *args)
+        while not future.done():
+            self._poll(BUSY_POLL_MS)
+        return future.result()
+
+    def _poll(self, wait_ms: int | None = None) -> None:
+        idle_ms = 1 if self.c.process_remaining or self.keys else KEY_POLL_MS
+        code = cv2.waitKeyEx(wait_ms or idle_ms)
         for _ in range(MAX_KEYS_PER_POLL):
             if code == -1:
                 break
@@ -288,6 +315,7 @@ class MergerWindow:
                 last_save = time.monotonic()
 
     def close(self) -> None:
+        self.pool.shutdown(wait=True)
         self.window.close()
 
 
