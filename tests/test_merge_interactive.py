@@ -278,3 +278,15 @@ def test_window_session_keeper_saves_and_resumes_with_the_model(tmp_path: Path) 
     SessionKeeper(flow(), KEY, fm).restore(again, fm)  # "Use saved session?": the default, y
     assert again.index == 1 and again.is_done(0) and again.current.mode == "seamless"
     assert load_session(model).workers == 2
+
+
+def test_window_key_codes_and_images() -> None:
+    from dfl.ui.merge_window import decode_key, frame_view, help_image
+
+    assert decode_key(-1) is None and decode_key(9) == TAB and decode_key(27) == ESC
+    assert decode_key(ord(">")) == ">" and decode_key(ord("w"), shift=True) == "W"
+    assert decode_key(0x10000 | ord("x")) == "x"  # GTK's modifier bits dropped
+    assert decode_key(0xFF53) is None  # an arrow key
+    view = frame_view(np.zeros((40, 30, 3), np.uint8), 2.0, ["a status line that is long"])
+    assert view.shape[0] > 80 and view.shape[1] > 60 and view.dtype == np.uint8
+    assert help_image().shape[0] > 400
