@@ -1,6 +1,7 @@
 """`dfl merge --interactive` in a real window under Xvfb, keys sent with xdotool: Tab leaves the
 help screen, 3 picks seamless, Shift+W erodes by 5, `.` moves on, `` ` `` picks original, `>`
-merges the rest, Esc saves the session; the merged PNGs follow each frame's mode."""
+merges the rest, Esc saves the session; the merged PNGs follow each frame's mode. Slow: a re-run
+resumes at the frame where Esc stopped."""
 
 from __future__ import annotations
 
@@ -137,3 +138,36 @@ def test_interactive_merger_keys_frames_and_session(
     assert saved[names[0]]["settings"]["erode_mask_modifier"] == 5
     assert {saved[n]["settings"]["mode"] for n in names[1:]} == {"original"}
     assert all(saved[n]["merged"] for n in names)
+
+
+@pytest.mark.slow
+def test_a_rerun_resumes_at_the_frame_where_esc_stopped(
+    x_display: str, demo_workspace: Path, tmp_path: Path
+) -> None:
+    workspace = tmp_path / "workspace"
+    shutil.copytree(demo_workspace, workspace)
+    save_tiny_model(workspace / "model", "tiny")
+    env = {**os.environ, **dfl_env(DISPLAY=x_display)}
+    first = _Merger(workspace, tmp_path / "first.log", env)
+    try:
+        first.wait_for(r"^MergerConfig 00001\.png:", timeout=START_TIMEOUT_S)
+        first.key("Tab")
+        first.key("3")
+        first.wait_for(r"^Mode: seamless$")
+        first.key("period")
+        first.wait_for(r"^MergerConfig 00002\.png:")
+        first.key("Escape")
+        assert first.child.wait(timeout=KEY_TIMEOUT_S) == 0, first.text()
+    finally:
+        first.close()
+    again = _Merger(workspace, tmp_path / "again.log", env)
+    try:  # "Use saved session?" takes its default (y): input is closed
+        again.wait_for(r"^Using saved session from tiny_Quick96/merger_session\.json$", 1,
+                       START_TIMEOUT_S)  # fmt: skip
+        again.wait_for(r"continuing at 00002\.png\.$")
+        again.wait_for(r"^MergerConfig 00002\.png:\nMode: seamless$")
+        again.key("Escape")
+        assert again.child.wait(timeout=KEY_TIMEOUT_S) == 0, again.text()
+    finally:
+        again.close()
+    assert "MergerConfig 00001.png" not in again.text()  # frame 1 was merged: not again
