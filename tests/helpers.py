@@ -1,0 +1,92 @@
+"""Helpers shared by the test files and by the backend checks' child processes
+(tests/backend_checks.py): tensors as numpy, a model's tiny options from its own option table,
+random batches, and a training setup on the DFL-made fixture faceset."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from dfl import backend
+
+backend.select(None)
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+
+from dfl.data.faceset import load_faceset  # noqa: E402
+from dfl.models import registry  # noqa: E402
+from dfl.models.contract import ModelSpec  # noqa: E402
+from dfl.options import resolve_options  # noqa: E402
+from dfl.store.model_store import ModelStore  # noqa: E402
+from dfl.training.trainer import TrainingSetup  # noqa: E402
+
+FACESET = Path(__file__).parent / "data" / "dfl-faceset"
+MASK_THRESHOLD = 0.4  # random masks: about 60 % of the pixels are face
+EXTRA_MASK_THRESHOLD = 0.8  # AMP's eye-and-mouth masks: about 20 % of the pixels
+
+
+def to_np(x: Any) -> np.ndarray:
+    """A tensor of any backend (or an array) as a numpy array."""
+    return np.asarray(keras.ops.convert_to_numpy(x))
+
+
+def spec_of(model: str | ModelSpec) -> ModelSpec:
+    return registry.load(model) if isinstance(model, str) else model
+
+
+def tiny_options(model: str | ModelSpec, **extra: Any) -> dict[str, Any]:
+    """The options `dfl train` would resolve for `model` from its own option table, with its
+    tiny configuration (ModelSpec.tiny_options) and then `extra` on top."""
+    spec = spec_of(model)
+    table = spec.option_table(None)
+    wanted = {**spec.tiny_options, **extra}
+    known = {option.name for option in table}
+    resolved = resolve_options(table, overrides={k: v for k, v in wanted.items() if k in known})
+    return {**resolved.options, **wanted}
+
+
+def random_batch(
+    resolution: int,
+    batch: int,
+    rng: np.random.Generator | int = 0,
+    extra_masks: Iterable[str] = (),
+) -> dict[str, np.ndarray]:
+    """warped_/target_ images and mask_ (plus each of `extra_masks`, e.g. "em") for both sides."""
+    rng = np.random.default_rng(rng) if isinstance(rng, int) else rng
+    shape = (batch, resolution, resolution)
+    inputs = {}
+    for side in ("src", "dst"):
+        inputs[f"warped_{side}"] = rng.random((*shape, 3), dtype=np.float32)
+        inputs[f"target_{side}"] = rng.random((*shape, 3), dtype=np.float32)
+        inputs[f"mask_{side}"] = (rng.random((*shape, 1)) > MASK_THRESHOLD).astype(np.float32)
+        for name in extra_masks:
+            mask = rng.random((*shape, 1)) > EXTRA_MASK_THRESHOLD
+            inputs[f"{name}_{side}"] = mask.astype(np.float32)
+    return inputs
+
+
+def make_setup(
+    model: str | ModelSpec,
+    folder: Path,
+    options: dict[str, Any] | None = None,
+    loaded: Any = None,
+    seed: int = 1,
+) -> TrainingSetup:
+    """A trainer's setup on the fixture faceset, one batch worker, on the CPU; `options`
+    default to the model's tiny options."""
+    spec = spec_of(model)
+    return TrainingSetup(
+        spec=spec,
+        name="tiny",
+        store=ModelStore(folder),
+        options=dict(options if options is not None else tiny_options(spec)),
+        device="cpu",
+        backend=keras.backend.backend(),
+        src=load_faceset(FACESET / "src").samples,
+        dst=load_faceset(FACESET / "dst").samples,
+        loaded=loaded,
+        seed=seed,
+        workers=1,
+    )
