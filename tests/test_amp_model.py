@@ -17,6 +17,7 @@ from dfl import backend
 backend.select(None)
 
 from dfl.data.faceset import load_faceset  # noqa: E402
+from dfl.interop.deepfacelab import mapping, reader  # noqa: E402
 from dfl.models import registry  # noqa: E402
 from dfl.models.amp import losses as amp_losses  # noqa: E402
 from dfl.models.amp import model as amp  # noqa: E402
@@ -108,8 +109,6 @@ def test_shapes_and_the_counting_formula_match_the_built_networks(tiny_model):
 def test_layer_names_and_shapes_match_a_model_dfl_saved():
     """Every variable has its counterpart in DFL's own files of a tiny AMP model (same name after
     the importer's mapping, same shape), so DFL weights load into these layers as they are."""
-    reader = pytest.importorskip("dfl.interop.deepfacelab.reader")
-    mapping = pytest.importorskip("dfl.interop.deepfacelab.mapping")
     folder = Path(__file__).parent / "data" / "dfl-models" / "tiny-amp-64"
     dims = {"ae_dims": 32, "inter_dims": 64, "e_dims": 16, "d_dims": 16, "d_mask_dims": 16}
     model = amp.build({**dims, "resolution": RES})

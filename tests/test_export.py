@@ -30,6 +30,7 @@ from dfl.interop.deepfacelive import (  # noqa: E402
 from dfl.interop.deepfacelive.graph import OnnxGraph, tensor_info  # noqa: E402
 from dfl.interop.deepfacelive.layers import Converter  # noqa: E402
 from dfl.interop.deepfacelive.wiring import build_onnx  # noqa: E402
+from dfl.models.amp import network as amp_archi  # noqa: E402
 from dfl.models.quick96 import model as quick96  # noqa: E402
 from dfl.nn import blocks  # noqa: E402
 from dfl.nn.archi_networks import Architecture  # noqa: E402
@@ -115,7 +116,6 @@ def test_saehd_round_trip(tmp_path: Path, layout: str, opts: str) -> None:
 
 
 def test_amp_round_trip(tmp_path: Path) -> None:
-    amp_archi = pytest.importorskip("dfl.models.amp.network")
     model = _liven(amp_archi.AMPAutoencoder(amp_archi.AMPArchitecture(RES, 16, 32, 8, 8, 4)))
     _check_round_trip(model, tmp_path / "amp.dfm", morphs=(0.0, 0.3, 0.75, 1.0))
 

@@ -11,6 +11,8 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from dfl.models.quick96 import model as quick96
 from dfl.models.saehd import losses as sl
+from dfl.nn import archi_networks as networks
+from dfl.nn import autoencoders as archi
 from dfl.nn import discriminators, losses
 
 RES = 32
@@ -512,8 +514,6 @@ def test_losses_with_tiny_networks_and_real_discriminators():
 def test_required_outputs_match_the_autoencoders_extra_outputs(layout):
     """The output names agreed with dfl.nn.autoencoders (written in parallel): every key the
     losses ask for comes out of the autoencoder built with the matching extra outputs."""
-    archi = pytest.importorskip("dfl.nn.autoencoders")
-    networks = pytest.importorskip("dfl.nn.archi_networks")
     keras.utils.set_random_seed(0)
     arch = networks.Architecture(32, 32, 8, 8, 4, "ud")
     cfg = sl.LossConfig(
