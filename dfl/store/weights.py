@@ -1,9 +1,12 @@
 """How a checkpoint holds weights: one array group (one .npz) per network or optimizer, named
-by its checkpoint key, plus the fixed preview samples (docs/design.md, "State").
+by its checkpoint key, plus the fixed preview samples (docs/design.md, "State"). Optimizer
+groups are keyed by weight name (dfl.store.optimizer_state); older checkpoints stored them the
+way networks are stored.
 
-Inside a group, each variable's array is stored under `<index:04d>/<variable path>`: the index
-keeps the keys unique and in the variables' order, the path tells a reader what it is. Loading
-assigns the sorted keys to the variables in order and refuses any count or shape mismatch.
+Inside a network's group, each variable's array is stored under `<index:04d>/<variable path>`:
+the index keeps the keys unique and in the variables' order, the path tells a reader what it is.
+Loading assigns the sorted keys to the variables in order and refuses any count or shape
+mismatch.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ __all__ = [
     "PREVIEW_SAMPLES_KEY",
     "WeightsMismatchError",
     "assign_arrays",
+    "check_fit",
     "weights_to_arrays",
 ]
 
@@ -44,9 +48,9 @@ def weights_to_arrays(variables: Sequence[Any]) -> dict[str, np.ndarray]:
     return arrays
 
 
-def assign_arrays(variables: Sequence[Any], arrays: Mapping[str, np.ndarray], what: str) -> None:
-    """Set `variables` from one array group; WeightsMismatchError when the count or a shape
-    differs."""
+def check_fit(variables: Sequence[Any], arrays: Mapping[str, np.ndarray], what: str) -> None:
+    """WeightsMismatchError when one array group cannot be assigned to `variables` (count or a
+    shape differs); nothing is changed."""
     if len(arrays) != len(variables):
         raise WeightsMismatchError(
             f"saved {what} has {len(arrays)} tensors but the model has {len(variables)}: "
@@ -59,5 +63,12 @@ def assign_arrays(variables: Sequence[Any], arrays: Mapping[str, np.ndarray], wh
                 f"saved {what} tensor {key} has shape {value.shape}, "
                 f"the model expects {tuple(variable.shape)}"
             )
+
+
+def assign_arrays(variables: Sequence[Any], arrays: Mapping[str, np.ndarray], what: str) -> None:
+    """Set `variables` from one array group; WeightsMismatchError (before any is set) when the
+    count or a shape differs."""
+    check_fit(variables, arrays, what)
+    for variable, key in zip(variables, sorted(arrays), strict=True):
         # dtype cast: counters and seed states differ in integer width between backends
-        variable.assign(value.astype(variable.dtype))
+        variable.assign(arrays[key].astype(variable.dtype))

@@ -18,10 +18,12 @@ from dfl.data.faceset import FaceSample
 from dfl.models.contract import ModelSpec
 from dfl.nn import precision
 from dfl.store.model_store import Loaded, ModelState, ModelStore
+from dfl.store.optimizer_state import optimizer_to_arrays, restore_optimizer
 from dfl.store.weights import (
     PREVIEW_SAMPLES_KEY,
     WeightsMismatchError,
     assign_arrays,
+    check_fit,
     weights_to_arrays,
 )
 from dfl.training.preview import loss_graph
@@ -61,32 +63,15 @@ class Trainer:
     """Trains one model step by step and saves it; the runner decides when."""
 
     def __init__(self, setup: TrainingSetup) -> None:
-        import keras
-
-        from dfl.backend import data_parallel, device_count
-
         self.setup = setup
-        spec = setup.spec
-        if setup.seed is not None:
-            keras.utils.set_random_seed(setup.seed)
-        n_devices = device_count(setup.device)  # the batch is split evenly across them
-        self.batch_size = spec.batch_size(setup.options, n_devices)
-        precision.apply(setup.options)  # bf16 mixed precision or float32, before building
-        self._devices = data_parallel(n_devices)
-        with self._devices:  # networks and optimizers on every device (TF: mirrored variables)
-            self.model = spec.build(setup.options)
-            self.notes: list[str] = []  # what the user should be told at the start (runner emits)
-            self.iteration = 0
-            # the loss groups, each with its own optimizer (Quick96: one, saved as "optimizer")
-            self.training = spec.make_training(setup.options, self.model)
-            self.networks = {**self.model.networks, **self.training.networks}
-            self.optimizers = dict(self.training.optimizers)
-        if n_devices > 1:
-            self.notes.append(
-                f"Training on {n_devices} devices: the batch of {self.batch_size} is split "
-                f"into {self.batch_size // n_devices} samples per device."
-            )
+        self.notes: list[str] = []  # what the user should be told at the start (runner emits)
+        self.iteration = 0
         self._reset_history = False
+        # saved groups of networks that are off now (GAN, true face): written again unchanged
+        self._kept_groups: dict[str, dict[str, np.ndarray]] = {}
+        # per optimizer key: saved moments of weights it does not train now (frozen inter_AB)
+        self._kept_slots: dict[str, dict[str, np.ndarray]] = {}
+        self._build_networks(setup)
         if setup.loaded is not None:
             self._restore(setup.loaded)
         elif setup.pretrained is not None:
@@ -95,21 +80,7 @@ class Trainer:
 
         self.step_fn = self._make_step()
         self._messages: list[str] = []  # for the user, said after the step that caused them
-        src_cfg, dst_cfg = spec.augment_configs(setup.options)
-        seed = setup.seed if setup.seed is not None else int(time.time_ns() % 2**31)
-        # A resumed run continues with fresh samples instead of replaying the first ones.
-        seed += self.iteration
-        cache_mb = int(setup.options.get("sample_cache_mb", DEFAULT_SAMPLE_CACHE_MB))
-        self.producer = BatchProducer(
-            setup.src,
-            setup.dst,
-            src_cfg,
-            dst_cfg,
-            self.batch_size,
-            seed,
-            workers=setup.workers,
-            image_cache_bytes=cache_mb * MIB,
-        )
+        self.producer = self._start_producer(setup)
         self.notes.extend(self.producer.notes)
         self.history = setup.store.open_loss_history(
             len(LOSS_NAMES),
@@ -126,6 +97,48 @@ class Trainer:
         self.last_wait_ms = 0.0  # of the last iteration, spent waiting for a batch
         self._facesets = facesetid.identities(setup.src, setup.dst)  # saved with the state
         self.created_at = setup.loaded.state.created_at if setup.loaded is not None else _now_iso()
+
+    def _build_networks(self, setup: TrainingSetup) -> None:
+        """The model, its loss groups and optimizers, on every device (TF: mirrored variables)."""
+        import keras
+
+        from dfl.backend import data_parallel, device_count
+
+        spec = setup.spec
+        if setup.seed is not None:
+            keras.utils.set_random_seed(setup.seed)
+        n_devices = device_count(setup.device)  # the batch is split evenly across them
+        self.batch_size = spec.batch_size(setup.options, n_devices)
+        precision.apply(setup.options)  # bf16 mixed precision or float32, before building
+        self._devices = data_parallel(n_devices)
+        with self._devices:
+            self.model = spec.build(setup.options)
+            # the loss groups, each with its own optimizer (Quick96: one, saved as "optimizer")
+            self.training = spec.make_training(setup.options, self.model)
+            self.networks = {**self.model.networks, **self.training.networks}
+            self.optimizers = dict(self.training.optimizers)
+        if n_devices > 1:
+            self.notes.append(
+                f"Training on {n_devices} devices: the batch of {self.batch_size} is split "
+                f"into {self.batch_size // n_devices} samples per device."
+            )
+
+    def _start_producer(self, setup: TrainingSetup) -> BatchProducer:
+        src_cfg, dst_cfg = setup.spec.augment_configs(setup.options)
+        seed = setup.seed if setup.seed is not None else int(time.time_ns() % 2**31)
+        # A resumed run continues with fresh samples instead of replaying the first ones.
+        seed += self.iteration
+        cache_mb = int(setup.options.get("sample_cache_mb", DEFAULT_SAMPLE_CACHE_MB))
+        return BatchProducer(
+            setup.src,
+            setup.dst,
+            src_cfg,
+            dst_cfg,
+            self.batch_size,
+            seed,
+            workers=setup.workers,
+            image_cache_bytes=cache_mb * MIB,
+        )
 
     def _make_step(self) -> Any:
         from dfl.backend import make_step
@@ -150,6 +163,8 @@ class Trainer:
 
     # ----------------------------------------------------------------- restore
     def _restore(self, loaded: Loaded) -> None:
+        """Load a checkpoint: networks by name, optimizers by weight name (docs/training.md,
+        "Optimizer state across option changes"); every reset is said in the notes."""
         self.iteration = loaded.state.iteration
         fresh, reset, notes = self.setup.spec.fresh_on_resume(
             loaded.state.options, self.setup.options
@@ -158,26 +173,59 @@ class Trainer:
         if reset:
             self.iteration = 0
             self._reset_history = True
+        restarted = self._restore_networks(loaded, fresh)
+        self._restore_optimizers(loaded, fresh | restarted)
+        active = {*self.networks, *self.optimizers, PREVIEW_SAMPLES_KEY}
+        # a discriminator switched off keeps its saved state for when it is switched back on
+        self._kept_groups = {k: loaded.arrays(k) for k in loaded.keys if k not in active}
+
+    def _restore_networks(self, loaded: Loaded, fresh: set[str]) -> set[str]:
+        """Set the networks; returns the optimizer keys that start afresh with a discriminator
+        whose saved shape no longer fits (its shape options changed)."""
+        restarted: set[str] = set()
         for name, network in self.networks.items():
             if name in fresh:
                 continue
-            if name not in self.model.networks and not loaded.has(name):
+            optional = name not in self.model.networks  # a discriminator
+            if optional and not loaded.has(name):
                 self.notes.append(f"{name} is new in this model: it starts afresh.")
                 continue
-            assign_arrays(network.weights, loaded.arrays(name), name)
+            arrays = loaded.arrays(name)
+            if optional:
+                try:
+                    check_fit(network.weights, arrays, name)
+                except WeightsMismatchError:
+                    owners = self._optimizers_of(network)
+                    restarted |= owners
+                    self.notes.append(
+                        f"{name} was saved with other shape options: it starts afresh"
+                        + (f" with {', '.join(sorted(owners))}." if owners else ".")
+                    )
+                    continue
+            assign_arrays(network.weights, arrays, name)  # a mismatch: another model version
+        return restarted
+
+    def _optimizers_of(self, network: Any) -> set[str]:
+        """The keys of the optimizers that train any of `network`'s weights."""
+        ids = {id(v) for v in network.weights}
+        return {
+            key
+            for key, optimizer in self.optimizers.items()
+            if any(id(v) in ids for v in optimizer.trained_variables)
+        }
+
+    def _restore_optimizers(self, loaded: Loaded, fresh: set[str]) -> None:
         for key, optimizer in self.optimizers.items():
             if key in fresh:
                 continue
             if not loaded.has(key):
                 self.notes.append(f"{key} is new in this model: it starts afresh.")
                 continue
-            try:
-                assign_arrays(optimizer.variables, loaded.arrays(key), key)
-            except WeightsMismatchError:
-                # e.g. liae with random_warp switched: the generator trains other networks now
-                for variable in optimizer.variables:
-                    variable.assign(np.zeros(tuple(variable.shape), dtype=variable.dtype))
-                self.notes.append(f"{key} no longer fits the trained networks: it starts afresh.")
+            report = restore_optimizer(optimizer, loaded.arrays(key))
+            self._kept_slots[key] = report.kept
+            note = report.note(key)
+            if note is not None:
+                self.notes.append(note)
 
     def _initial_preview_inputs(self, loaded: Loaded | None) -> dict[str, np.ndarray]:
         # a restarted count (pretraining ended) redraws: the stored sample shows pretrain faces
@@ -258,9 +306,10 @@ class Trainer:
     ) -> tuple[str, tuple[float, ...]]:
         """Write a whole checkpoint; returns its path and the mean losses since the last save."""
         self.step_fn.sync()
-        arrays = {name: weights_to_arrays(net.weights) for name, net in self.networks.items()}
+        arrays = dict(self._kept_groups)  # networks that are off now, as they were saved
+        arrays.update({name: weights_to_arrays(net.weights) for name, net in self.networks.items()})
         for key, optimizer in self.optimizers.items():
-            arrays[key] = weights_to_arrays(optimizer.variables)
+            arrays[key] = {**self._kept_slots.get(key, {}), **optimizer_to_arrays(optimizer)}
         arrays[PREVIEW_SAMPLES_KEY] = self.preview_inputs
         since_last_save = self.history.pending()  # the losses of the iterations since then
         means: tuple[float, ...] = ()  # none when nothing was trained since the last save

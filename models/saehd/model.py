@@ -276,11 +276,12 @@ def gan_group(
 def gan_changes(
     stored: Mapping[str, Any], options: Mapping[str, Any]
 ) -> tuple[set[str], list[str]]:
-    """(checkpoint keys started afresh, notes) when gan_patch_size or gan_dims changed while
-    the GAN was on before and is on now (docs/training.md §7)."""
-    if float(options.get("gan_power", 0.0)) <= 0.0 or float(stored.get("gan_power", 0.0)) <= 0.0:
+    """(checkpoint keys started afresh, notes) when the GAN is on and gan_patch_size or gan_dims
+    differ from the stored ones, also after a time with the GAN off: its saved state is kept
+    while it is off (DFL's Model_SAEHD/Model.py, gan_model_changed; docs/training.md §7)."""
+    if float(options.get("gan_power", 0.0)) <= 0.0:
         return set(), []
-    changed = [k for k in GAN_SHAPE_OPTIONS if stored.get(k) != options.get(k)]
+    changed = [k for k in GAN_SHAPE_OPTIONS if k in stored and stored[k] != options.get(k)]
     if not changed:
         return set(), []
     return {GAN_NETWORK, OPTIMIZER_KEYS[GAN_GROUP]}, [

@@ -18,6 +18,7 @@ from dfl.interop.deepfacelab.options import convert_options
 from dfl.interop.deepfacelab.reader import DflData, DflModelError, read_data, read_weights
 from dfl.models.contract import ModelSpec
 from dfl.options import OptionError
+from dfl.store.optimizer_state import optimizer_to_arrays
 from dfl.store.weights import PREVIEW_SAMPLES_KEY, weights_to_arrays
 
 IMPORTED_DEVICE_LINES = ["Imported from DeepFaceLab"]
@@ -183,7 +184,7 @@ def _import_optimizers(
                 optimizer.variables[index].assign(value)
         else:
             notes.append(f"DFL's {part} file is not there: the optimizer state starts afresh")
-        groups[key] = weights_to_arrays(optimizer.variables)
+        groups[key] = optimizer_to_arrays(optimizer)  # keyed by weight name
     return groups
 
 
