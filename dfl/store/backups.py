@@ -44,6 +44,20 @@ def list_backups(backups_dir: Path) -> list[str]:
         return []
 
 
+class ProgressCounter:
+    """Counts the files written and tells `progress` (when given) after each one."""
+
+    def __init__(self, total: int, progress: ProgressFn | None) -> None:
+        self.total = total
+        self.done = 0
+        self._progress = progress
+
+    def step(self, file_name: str) -> None:
+        self.done += 1
+        if self._progress is not None:
+            self._progress(self.done, self.total, file_name)
+
+
 def write_backup(
     backups_dir: Path,
     source: Whole,
@@ -58,42 +72,11 @@ def write_backup(
     `backups_dir` must exist; `summary_path` is copied along when it exists. Backups past
     `keep` are removed afterwards. Returns the new backup folder.
     """
-    for path in backups_dir.iterdir():
-        if path.name.startswith((TRASH_PREFIX, BACKUP_TEMP_PREFIX)):
-            with contextlib.suppress(OSError):
-                remove_leftover(path)
+    _remove_leftovers(backups_dir)
     tmp = backups_dir / f"{BACKUP_TEMP_PREFIX}{os.getpid()}-{secrets.token_hex(4)}"
-    summary_name = summary_path.name
-    extra = [summary_name] if summary_path.exists() else []
-    names = [n for n in source.sizes if n != MANIFEST_FILE]
-    total = len(names) + len(extra) + len(images or {}) + 1
-    done = 0
-
-    def step(file_name: str) -> None:
-        nonlocal done
-        done += 1
-        if progress is not None:
-            progress(done, total, file_name)
-
-    manifest = read_manifest(source.path)
-    expected = {e["name"]: e["sha256"] for e in manifest["files"]}
     try:
         tmp.mkdir()
-        for name in names:
-            _, digest = copy_file_durable(source.path / name, tmp / name, sync_dir=False)
-            if digest != expected[name]:
-                raise StateError(f"{source.path / name} changed while it was backed up")
-            step(name)
-        if extra:
-            copy_file_durable(summary_path, tmp / summary_name, sync_dir=False)
-            step(summary_name)
-        for page, data in (images or {}).items():
-            image_name = PREVIEW_IMAGE_TEMPLATE.format(_UNSAFE_IMAGE_CHARS.sub("_", page))
-            write_bytes_durable(tmp / image_name, data, sync_dir=False)
-            step(image_name)
-        fsync_dir(tmp)
-        copy_file_durable(source.path / MANIFEST_FILE, tmp / MANIFEST_FILE)
-        step(MANIFEST_FILE)
+        _fill_backup(tmp, source, summary_path, images or {}, progress)
     except Exception as e:
         with contextlib.suppress(OSError):
             remove_tree(tmp)
@@ -104,6 +87,49 @@ def write_backup(
                 "saved model and the previous backups are intact",
             ) from e
         raise
+    return _install_backup(backups_dir, tmp, keep)
+
+
+def _remove_leftovers(backups_dir: Path) -> None:
+    """Best effort: drop trash and temp folders of interrupted backups."""
+    for path in backups_dir.iterdir():
+        if path.name.startswith((TRASH_PREFIX, BACKUP_TEMP_PREFIX)):
+            with contextlib.suppress(OSError):
+                remove_leftover(path)
+
+
+def _fill_backup(
+    tmp: Path,
+    source: Whole,
+    summary_path: Path,
+    images: Mapping[str, bytes],
+    progress: ProgressFn | None,
+) -> None:
+    """Copy the checkpoint's files (checked against its manifest), the summary and the preview
+    images into `tmp`; the manifest last, after the folder is synced."""
+    extra = [summary_path.name] if summary_path.exists() else []
+    names = [n for n in source.sizes if n != MANIFEST_FILE]
+    counter = ProgressCounter(len(names) + len(extra) + len(images) + 1, progress)
+    expected = {e["name"]: e["sha256"] for e in read_manifest(source.path)["files"]}
+    for name in names:
+        _, digest = copy_file_durable(source.path / name, tmp / name, sync_dir=False)
+        if digest != expected[name]:
+            raise StateError(f"{source.path / name} changed while it was backed up")
+        counter.step(name)
+    if extra:
+        copy_file_durable(summary_path, tmp / summary_path.name, sync_dir=False)
+        counter.step(summary_path.name)
+    for page, data in images.items():
+        image_name = PREVIEW_IMAGE_TEMPLATE.format(_UNSAFE_IMAGE_CHARS.sub("_", page))
+        write_bytes_durable(tmp / image_name, data, sync_dir=False)
+        counter.step(image_name)
+    fsync_dir(tmp)
+    copy_file_durable(source.path / MANIFEST_FILE, tmp / MANIFEST_FILE)
+    counter.step(MANIFEST_FILE)
+
+
+def _install_backup(backups_dir: Path, tmp: Path, keep: int) -> Path:
+    """Make the filled `tmp` backup 01 (the others shift by one), then drop those past `keep`."""
     _shift_backups(backups_dir)
     newest = backups_dir / _backup_name(1)
     os.rename(tmp, newest)

@@ -1,22 +1,18 @@
 """The model folder: atomic checkpoints with the `current` pointer, loading, and backups.
 
 The state.json schema lives in dfl.store.checkpoint_state, manifests in dfl.store.manifest,
-the trainer lock in dfl.store.lock and backup rotation in dfl.store.backups; the names other
-code uses are re-exported here.
+writing one checkpoint folder in dfl.store.checkpoint_writer, the trainer lock in dfl.store.lock
+and backup rotation in dfl.store.backups; the names other code uses are re-exported here.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
-import hashlib
-import itertools
-import re
 import zipfile
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -27,25 +23,28 @@ from dfl.store.backups import (
     MAX_BACKUPS_KEPT,
     ProgressFn,
     list_backups,
-    remove_leftover,
     write_backup,
 )
 from dfl.store.backups import PREVIEW_IMAGE_TEMPLATE as PREVIEW_IMAGE_TEMPLATE
-from dfl.store.checkpoint_state import STATE_FILE, ModelState, StateError, now_iso
+from dfl.store.checkpoint_state import STATE_FILE as STATE_FILE
+from dfl.store.checkpoint_state import ModelState, StateError, now_iso
+from dfl.store.checkpoint_writer import ARRAYS_SUFFIX as ARRAYS_SUFFIX
+from dfl.store.checkpoint_writer import (
+    CHECKPOINT_NAME,
+    check_groups,
+    new_checkpoint_name,
+    remove_old_checkpoints,
+    write_checkpoint,
+)
+from dfl.store.checkpoint_writer import ITERATION_DIGITS as ITERATION_DIGITS
 from dfl.store.fsutil import (
-    TRASH_PREFIX,
     DiskFullError,
-    check_arrays,
     disk_full_first_save,
     fsync_dir,
     is_disk_full,
-    is_temp_name,
     load_npz,
     remove_tree,
-    save_npz_durable,
-    sha256_file,
     write_bytes_durable,
-    write_json_durable,
 )
 from dfl.store.lock import LOCK_ATTEMPTS as LOCK_ATTEMPTS
 from dfl.store.lock import LOCK_FILE, TrainerLock, boot_id, proc_stat
@@ -54,28 +53,22 @@ from dfl.store.lock import LOCK_WAIT_S as LOCK_WAIT_S
 from dfl.store.lock import ModelLockedError as ModelLockedError
 from dfl.store.losshistory import FILE_NAME as LOSS_HISTORY_FILE
 from dfl.store.losshistory import LossHistory
+from dfl.store.manifest import MANIFEST_FILE as MANIFEST_FILE
+from dfl.store.manifest import MANIFEST_FORMAT as MANIFEST_FORMAT
+from dfl.store.manifest import MANIFEST_VERSION as MANIFEST_VERSION
 from dfl.store.manifest import (
-    MANIFEST_FILE,
-    SAFE_NAME,
     Rejected,
     Whole,
     describe_edit,
     is_count,
-    make_manifest,
     verify_folder,
 )
-from dfl.store.manifest import MANIFEST_FORMAT as MANIFEST_FORMAT
-from dfl.store.manifest import MANIFEST_VERSION as MANIFEST_VERSION
 
 CHECKPOINTS_DIR = "checkpoints"
 BACKUPS_DIR = "autobackups"
 HISTORY_DIR = "history"
 CURRENT_FILE = "current"
 SUMMARY_FILE = "summary.txt"
-ARRAYS_SUFFIX = ".npz"
-ITERATION_DIGITS = 9
-
-_CHECKPOINT_NAME = re.compile(rf"^(\d{{{ITERATION_DIGITS},}})(?:-(\d+))?$")
 
 # Helpers the tests reach through dfl.store.model_store under their old private names.
 _verify_folder = verify_folder
@@ -207,7 +200,7 @@ class ModelStore:
             names = [p.name for p in self.checkpoints_dir.iterdir() if p.is_dir()]
         except FileNotFoundError:
             return []
-        found = [(m, n) for n in names if (m := _CHECKPOINT_NAME.match(n))]
+        found = [(m, n) for n in names if (m := CHECKPOINT_NAME.match(n))]
         found.sort(key=lambda mn: (int(mn[0][1]), int(mn[0][2] or 1)), reverse=True)
         return [n for _, n in found]
 
@@ -224,7 +217,7 @@ class ModelStore:
             name = (self.folder / CURRENT_FILE).read_text(encoding="utf-8").strip()
         except (OSError, UnicodeDecodeError):
             return None
-        return name if _CHECKPOINT_NAME.match(name) else None
+        return name if CHECKPOINT_NAME.match(name) else None
 
     # ---- load
     def load(self, *, verify_checksums: bool = True) -> Loaded:
@@ -303,80 +296,38 @@ class ModelStore:
             raise TypeError(f"state must be a ModelState, got {type(state).__name__}")
         if not is_count(loss_rows):
             raise ValueError(f"loss_rows must be an integer >= 0, got {loss_rows!r}")
-        groups = self._check_groups(arrays)
+        groups = check_groups(arrays)
         state = dataclasses.replace(state, saved_at=now_iso())
         state_bytes = state.to_json().encode("utf-8")
         self._ensure_folder(self.checkpoints_dir)
-        name = self._new_checkpoint_name(state.iteration)
+        name = new_checkpoint_name(self.checkpoints_dir, state.iteration, self._read_pointer())
         folder = self.checkpoints_dir / name
-        total = len(groups) + 2  # + state.json + manifest.json
-        done = 0
-
-        def step(file_name: str) -> None:
-            nonlocal done
-            done += 1
-            if progress is not None:
-                progress(done, total, file_name)
-
         try:
-            folder.mkdir()
-            fsync_dir(self.checkpoints_dir)
-            files: list[dict[str, Any]] = []
-            for key, group in groups.items():
-                path = folder / (key + ARRAYS_SUFFIX)
-                save_npz_durable(path, group, sync_dir=False)
-                files.append(
-                    {"name": path.name, "size": path.stat().st_size, "sha256": sha256_file(path)}
-                )
-                step(path.name)
-            write_bytes_durable(folder / STATE_FILE, state_bytes, sync_dir=False)
-            files.append(
-                {
-                    "name": STATE_FILE,
-                    "size": len(state_bytes),
-                    "sha256": hashlib.sha256(state_bytes).hexdigest(),
-                }
-            )
-            step(STATE_FILE)
-            fsync_dir(folder)  # every file's entry is durable before the manifest exists
-            write_json_durable(
-                folder / MANIFEST_FILE, make_manifest(state.iteration, loss_rows, files)
-            )
-            step(MANIFEST_FILE)
+            write_checkpoint(folder, groups, state_bytes, state.iteration, loss_rows, progress)
             write_bytes_durable(self.folder / CURRENT_FILE, (name + "\n").encode("ascii"))
         except Exception as e:
-            previous = self._read_pointer()
-            if previous != name:
-                with contextlib.suppress(OSError):
-                    remove_tree(folder)
-            if is_disk_full(e) and previous is None:  # the model's first save
-                raise DiskFullError(folder, disk_full_first_save(folder)) from e
-            if is_disk_full(e) and not isinstance(e, DiskFullError):
-                raise DiskFullError(folder) from e
-            raise
+            failure = self._failed_save(folder, name, e)
+            if failure is None:
+                raise
+            raise failure from e
         try:
             write_bytes_durable(self.summary_path, summary_text.encode("utf-8"))
         finally:
-            self._remove_old_checkpoints(keep=name)
+            remove_old_checkpoints(self.checkpoints_dir, self.folder, keep=name)
         return folder
 
-    def _check_groups(
-        self, arrays: Mapping[str, Mapping[str, np.ndarray]]
-    ) -> dict[str, dict[str, np.ndarray]]:
-        groups: dict[str, dict[str, np.ndarray]] = {}
-        seen: set[str] = set()
-        for key, group in arrays.items():
-            if not isinstance(key, str) or not SAFE_NAME.match(key + ARRAYS_SUFFIX):
-                raise ValueError(
-                    f"array group name {key!r} must be letters, digits, '_', '-' or '.'"
-                )
-            if key.lower() in seen:  # case-insensitive file systems (Windows, macOS)
-                raise ValueError(f"array group names {key!r} differ only by case")
-            seen.add(key.lower())
-            if not isinstance(group, Mapping):
-                raise TypeError(f"array group {key!r} must be a dict of arrays")
-            groups[key] = check_arrays(group, key)
-        return groups
+    def _failed_save(self, folder: Path, name: str, error: Exception) -> Exception | None:
+        """Clean up after a save that failed; the error to raise instead (disk full, said for
+        the user), or None to raise `error` itself."""
+        previous = self._read_pointer()
+        if previous != name:
+            with contextlib.suppress(OSError):
+                remove_tree(folder)
+        if is_disk_full(error) and previous is None:  # the model's first save
+            return DiskFullError(folder, disk_full_first_save(folder))
+        if is_disk_full(error) and not isinstance(error, DiskFullError):
+            return DiskFullError(folder)
+        return None
 
     def _ensure_folder(self, folder: Path) -> None:
         """Create a folder (and parents) durably."""
@@ -389,37 +340,6 @@ class ModelStore:
             with contextlib.suppress(FileExistsError):
                 path.mkdir()
             fsync_dir(path.parent)
-
-    def _new_checkpoint_name(self, iteration: int) -> str:
-        base = f"{iteration:0{ITERATION_DIGITS}d}"
-        current = self._read_pointer()
-        for seq in itertools.count(1):
-            name = base if seq == 1 else f"{base}-{seq}"
-            path = self.checkpoints_dir / name
-            if not path.exists():
-                return name
-            if name == current or (path / MANIFEST_FILE).exists():
-                continue  # keep anything that may be whole
-            remove_tree(path)  # left by a crashed save
-            return name
-        raise AssertionError("unreachable")
-
-    def _remove_old_checkpoints(self, keep: str) -> None:
-        """Best effort: drop every other entry of checkpoints/ and stray temp files."""
-        for path in list(self.checkpoints_dir.iterdir()):
-            if path.name == keep:
-                continue
-            with contextlib.suppress(OSError):
-                if path.name.startswith(TRASH_PREFIX):
-                    remove_leftover(path)
-                elif path.is_dir():
-                    remove_tree(path)
-                else:
-                    path.unlink()
-        for path in self.folder.iterdir():
-            if path.is_file() and is_temp_name(path.name):
-                with contextlib.suppress(OSError):
-                    path.unlink()
 
     # ---- backups
     def backup(
