@@ -23,13 +23,20 @@ from typing import Any
 from dfl import backend
 
 CHILD_TIMEOUT_S = 300
+SGD_SUFFIX = "_sgd"  # a case "<model>_sgd" writes the weights' change after one step
 
 
 def _networks(module: str, options: dict) -> tuple[list[Any], Any]:
     """The networks (in weight order) and the step of `module` with these options."""
     import importlib
 
-    spec = importlib.import_module(f"dfl.models.{module}.model")
+    import keras
+
+    spec = importlib.import_module(f"dfl.models.{module.removesuffix(SGD_SUFFIX)}.model")
+    if module.endswith(SGD_SUFFIX):  # plain SGD at lr 1: a weight's change is minus its gradient
+        model = spec.build(options, spec.TINY)
+        optimizer = keras.optimizers.SGD(learning_rate=1.0)
+        return [model], backend.make_model_step(model, spec.compute_losses, optimizer)
     if module == "quick96":
         model = spec.build(options, spec.TINY)
         step = backend.make_model_step(model, spec.compute_losses, spec.make_optimizer(options))
@@ -71,6 +78,8 @@ def _run_case(keras: Any, path: str, n: int) -> dict:
     for mi, net in enumerate(networks):
         net.set_weights([weights[k] for k in sorted(weights) if k.startswith(f"w_{mi:02d}_")])
     step.refresh()
+    if module.endswith(SGD_SUFFIX):
+        return _update(path, networks, step, batches[0], n)
     losses = [step(batch) for batch in batches]
     step.sync()  # as a save or preview does; then an eager forward pass and one more step
     if module == "quick96":
@@ -79,6 +88,19 @@ def _run_case(keras: Any, path: str, n: int) -> dict:
     losses.append(step(batches[-1]))
     devices = getattr(step, "devices", 1)  # what the step really runs on
     return {"backend": keras.backend.backend(), "devices": devices, "losses": losses}
+
+
+def _update(path: str, networks: list, step: Any, batch: dict, n: int) -> dict:
+    """One step; the change of every weight goes to `<case>.update<n>.npz`."""
+    import numpy as np
+
+    before = [w.copy() for net in networks for w in net.get_weights()]
+    step(batch)
+    step.sync()
+    after = [w for net in networks for w in net.get_weights()]
+    out = Path(path).with_suffix(f".update{n}.npz")
+    np.savez(out, *[a - b for a, b in zip(after, before, strict=True)])
+    return {"devices": getattr(step, "devices", 1), "update": str(out)}
 
 
 def save_case(folder: Path, module: str, options: dict, networks: list, batches: list) -> Path:

@@ -130,6 +130,25 @@ def test_two_devices_give_the_losses_of_one(
     assert {f"{g}_loss" for g in SAEHD_GROUPS} <= set(saehd_losses)
 
 
+@pytest.mark.slow  # a child process per backend: over a minute on 2 cores
+@pytest.mark.parametrize("backend_name", ["tensorflow", "jax"])
+def test_two_devices_average_the_gradients_as_dfl(backend_name: str, tmp_path: Path) -> None:
+    """DFL averages the devices' gradients (each the sum over its part of the batch), so with
+    plain SGD the change on 2 devices is half the change on 1 (docs/training.md)."""
+    rng = np.random.default_rng(1)
+    keras.utils.set_random_seed(1)
+    q96 = quick96.build({}, quick96.TINY)
+    batch = _batches(quick96.TINY.resolution, rng)[:1]
+    case = save_case(tmp_path, "quick96_sgd", {}, [q96], batch)
+    single, split = results(start([case], backend_name, (1, DEVICES)))
+    assert (single["devices"], split["devices"]) == (1, DEVICES)
+    with np.load(single["update"]) as one, np.load(split["update"]) as two:
+        assert len(one.files) == len(two.files) > 0
+        for key in one.files:
+            assert np.abs(one[key]).max() > 0.0, key  # every weight really moved
+            np.testing.assert_allclose(two[key] * DEVICES, one[key], rtol=1e-3, atol=1e-6)
+
+
 def test_the_trainer_splits_the_batch_across_devices(tmp_path: Path) -> None:
     env = {**os.environ, "KERAS_BACKEND": "jax", backend.CPU_DEVICES_ENV: str(DEVICES)}
     env.pop("XLA_FLAGS", None)

@@ -3,8 +3,9 @@ applied with its optimizer's stateless_apply.
 
 Several devices: `data_parallel(n)` sets a one-axis device mesh for the steps made inside. Their
 state (weights, optimizer slots) is replicated on every device and each batch is sharded along
-its first axis; the jitted step keeps its one-device meaning (the loss is the sum over the whole
-batch), so XLA partitions it and sums the gradients across devices.
+its first axis; XLA partitions the jitted step. The objective differentiated is the sum over the
+whole batch divided by the number of devices: the mean of the devices' gradients of their own
+part's sum, which is what DFL applies (average_gv_list; docs/training.md, "Several GPUs").
 """
 
 from __future__ import annotations
@@ -137,7 +138,8 @@ class Step(StepBase):
             for i, value in zip(idx, trainable, strict=True):
                 full[i] = value
             losses, updated = self._losses(gi, full, inputs, True)
-            return losses[LOSS_KEY], (losses, updated)
+            # n devices: DFL averages the per-device gradients (the reported loss stays whole)
+            return losses[LOSS_KEY] / self.devices, (losses, updated)
 
         trainable = [values[i] for i in idx]
         (loss, (losses, updated)), grads = jax.value_and_grad(objective, has_aux=True)(trainable)

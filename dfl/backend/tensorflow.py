@@ -4,9 +4,10 @@
 Several devices: `data_parallel(n)` enters a tf.distribute.MirroredStrategy, so the networks and
 optimizers built inside have mirrored variables. A step made inside splits each batch across the
 replicas (on the host, as DFL does), runs the forward and backward passes with `strategy.run`,
-sums the gradients onto the first device (our losses are sums over the batch: the sum of the
-replicas' gradients is the one-device gradient) and applies them once, outside any replica, so
-global clipnorm and learning-rate dropout see the whole batch's gradient exactly as on one device.
+averages the replicas' gradients onto the first device and applies them once, outside any
+replica. Each replica's objective is the sum over its part of the batch, so the applied gradient
+is the whole batch's sum divided by the number of devices, as DFL's average_gv_list gives
+(docs/training.md, "Several GPUs"); global clipnorm and learning-rate dropout see that gradient.
 """
 
 from __future__ import annotations
@@ -86,7 +87,8 @@ class Replicas:
 
     def gradients(self, grads_of: Callable, inputs: Any, count: int) -> tuple[dict, list]:
         """Inside a tf.function: `grads_of(inputs) -> (losses, grads)` on every replica; the
-        objective and gradients summed, the other losses averaged, all on the first device.
+        gradients averaged (DFL), the objective summed, the other losses averaged, all on the
+        first device.
         `count`: how many gradients grads_of returns (None for a variable the loss ignores)."""
         present: list[int] = []  # the same on every replica: set while tracing
 
@@ -98,7 +100,7 @@ class Replicas:
         losses, grads = self.strategy.run(replica, args=(inputs,))
         total: list[Any] = [None] * count
         for i, grad in zip(present, grads, strict=True):
-            total[i] = self._reduce(tf.distribute.ReduceOp.SUM, grad)
+            total[i] = self._reduce(tf.distribute.ReduceOp.MEAN, grad)
         combined = {
             k: self._reduce(
                 tf.distribute.ReduceOp.SUM if k == LOSS_KEY else tf.distribute.ReduceOp.MEAN, v
@@ -115,7 +117,7 @@ def apply_if_finite(optimizer: Any, loss: tf.Tensor, grads: list, variables: lis
     """optimizer.apply unless the loss is not finite (decision 15: then nothing changes).
 
     With several replicas this runs outside any replica: the Keras optimizer then updates every
-    copy of the mirrored variables with the same (summed) gradients."""
+    copy of the mirrored variables with the same (averaged) gradients."""
 
     def apply() -> tf.Tensor:
         optimizer.apply(grads, variables)
@@ -131,7 +133,7 @@ def tensors(inputs: Mapping[str, np.ndarray]) -> dict[str, tf.Tensor]:
 class Step(StepBase):
     """The loss groups in order, each with its own GradientTape, in one tf.function per
     selection of groups. Made inside dfl.backend.data_parallel(n), every group's pass runs on
-    the n replicas (see the module doc: the batch is split, gradients summed, applied once)."""
+    the n replicas (see the module doc: the batch is split, gradients averaged, applied once)."""
 
     def __init__(
         self, groups: Sequence[LossGroup], models: Sequence[Any], jit_compile: bool = False
