@@ -4,7 +4,20 @@ Each model's option table starts with these (models/<name>/options.py)."""
 
 from __future__ import annotations
 
+import secrets
+from collections.abc import Mapping
+from typing import Any
+
 from dfl.options import Option
+
+NEW_SEED_BOUND = 2**31  # a drawn seed stays below it (the batch seed adds the iteration)
+
+
+def random_seed(resolved: Mapping[str, Any]) -> int:
+    """A new model's seed: drawn once when its options are first resolved (docs/training.md,
+    "Seed"), then stored; `resolved` is not used."""
+    return secrets.randbelow(NEW_SEED_BOUND)
+
 
 COMMON_OPTIONS: tuple[Option, ...] = (
     Option(
@@ -103,10 +116,12 @@ COMMON_OPTIONS: tuple[Option, ...] = (
         name="seed",
         label="Random seed",
         type=int,
-        default=0,
+        default=random_seed,  # a new model draws its own; stored with its options
         range=(0, 2**32 - 1),
         group="training",
         ask=False,
-        help="Seed for sample order and augmentation; set it with --opt seed=N.",
+        help="Seed for the first weights, the sample order and augmentation. A new model draws "
+        "a random one and keeps it in its state, so a run started again with the same seed "
+        "(--opt seed=N) repeats it; set it with --opt seed=N.",
     ),
 )

@@ -5,6 +5,7 @@ the answers together live in models/saehd/option_rules.py."""
 from __future__ import annotations
 
 from dfl.models.saehd.option_rules import (
+    D_DIMS_DEFAULT,
     RESOLUTION_RANGE,
     d_mask_default,
     gan_on,
@@ -95,7 +96,7 @@ SAEHD_OPTIONS: tuple[Option, ...] = (
         name="d_dims",
         label="Decoder dimensions",
         type=int,
-        default=64,
+        default=D_DIMS_DEFAULT,
         range=(16, 256),
         multiple_of=2,
         round_up=True,

@@ -15,6 +15,7 @@ RESOLUTION_STEP = 16
 RESOLUTION_STEP_DEEP = 32  # archi with 'd' or 't' (both go one level deeper)
 LAYOUTS = ("df", "liae")
 GAN_PATCH_PER_RES = 8  # default gan_patch_size = resolution // 8
+D_DIMS_DEFAULT = 64  # d_dims offered to a new model
 D_MASK_PER_D = 3  # default d_mask_dims = d_dims // 3, rounded up to even
 
 ARCHI_RE = re.compile(rf"(?P<layout>{'|'.join(LAYOUTS)})(?:-(?P<opts>[{ARCHI_OPTS}]+))?")
@@ -66,7 +67,9 @@ def final_resolution(resolved: Mapping[str, Any]) -> int:
 
 
 def d_mask_default(resolved: Mapping[str, Any]) -> int:
-    third = int(resolved["d_dims"]) // D_MASK_PER_D
+    """DFL derives it from the d_dims default offered before the prompt, not from the answer
+    (Model_SAEHD/Model.py): 64 gives 21, rounded up to even, 22, whatever d_dims is typed."""
+    third = D_DIMS_DEFAULT // D_MASK_PER_D
     return third + third % 2
 
 
