@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 
@@ -56,6 +57,10 @@ def test_create_train_save_backup_exit_resume(demo_workspace: Path, tmp_path: Pa
         assert session.exit_code(EXIT_TIMEOUT_S) == 0
         screen = session.screen()
         assert "Done." in screen
+        # DFL's wording; a new model tries its first iteration, timed from the last answer
+        assert "[enter]:exit" in screen
+        assert "Trying to do the first iteration" in screen
+        assert re.search(r"First iteration done \d+\.\d s after the last answer", screen)
         final_iteration = iteration_on_screen(session)
     finally:
         session.close()
@@ -76,6 +81,7 @@ def test_create_train_save_backup_exit_resume(demo_workspace: Path, tmp_path: Pa
         session.send("C-c")  # Ctrl+C saves and exits too
         assert session.exit_code(EXIT_TIMEOUT_S) == 0
         resumed_to = iteration_on_screen(session)
+        assert "Trying to do the first iteration" not in session.screen()  # not a new model
     finally:
         session.close()
     assert current_state(model)["iteration"] == resumed_to > final_iteration

@@ -17,6 +17,7 @@ from dfl.data.faceset import load_faceset  # noqa: E402
 from dfl.models.saehd import model as saehd  # noqa: E402
 from dfl.options import resolve_options  # noqa: E402
 from dfl.store.model_store import ModelStore  # noqa: E402
+from dfl.store.weights import PREVIEW_SAMPLES_KEY  # noqa: E402
 from dfl.training.events import Error, Saved, Stopped  # noqa: E402
 from dfl.training.runner import Schedule, TrainingRunner  # noqa: E402
 from dfl.training.trainer import Trainer, TrainingSetup  # noqa: E402
@@ -144,9 +145,16 @@ def test_runner_trains_saehd_and_pretrain_off_restarts(tmp_path: Path) -> None:
 
     off = dict(options, pretrain=False)
     loaded = ModelStore(folder).load()
-    trainer = Trainer(make_setup(folder, off, loaded))
+    setup = make_setup(folder, off, loaded)
+    setup.seed = 2  # the user's faces: other samples than the pretraining run drew
+    trainer = Trainer(setup)
     try:
         assert trainer.iteration == 0
+        # the stored preview sample showed pretraining faces: a new one is drawn (DFL)
+        pretrain_sample = loaded.arrays(PREVIEW_SAMPLES_KEY)
+        assert not all(
+            np.array_equal(trainer.preview_inputs[k], pretrain_sample[k]) for k in pretrain_sample
+        )
         assert any("Pretraining switched off" in n for n in trainer.notes)
         assert len(trainer.loss_history()) == 0
         inter = keras.ops.convert_to_numpy(trainer.networks["inter_B"].weights[0])
