@@ -155,9 +155,9 @@ def test_dims_even_rounding_and_the_mask_default():
     ).options
     assert (options["e_dims"], options["d_dims"]) == (18, 34)  # even, rounded up
     assert (options["inter_dims"], options["ae_dims"]) == (33, 33)  # any whole number
-    assert options["d_mask_dims"] == 16  # 34 // 3 -> 12, clamped to the range's 16
+    assert options["d_mask_dims"] == 22  # from the offered d_dims 64 (64 // 3 -> 21, even), as DFL
     resolved, recorder = first_run(d_dims=96)
-    assert dict(recorder.asked)["d_mask_dims"] == 32
+    assert dict(recorder.asked)["d_mask_dims"] == 22  # a typed d_dims does not move it
     assert resolved.options["morph_factor"] == 0.5
 
 

@@ -20,13 +20,9 @@ import keras  # noqa: E402
 import onnx  # noqa: E402
 import onnxruntime as ort  # noqa: E402
 
-from dfl.interop.deepfacelive import (  # noqa: E402
-    UnsupportedLayerError,
-    VerificationError,
-    contract,
-    verify,
-    write_dfm,
-)
+from dfl.interop.deepfacelive import contract, verify  # noqa: E402
+from dfl.interop.deepfacelive.dfm import write_dfm  # noqa: E402
+from dfl.interop.deepfacelive.errors import UnsupportedLayerError, VerificationError  # noqa: E402
 from dfl.interop.deepfacelive.graph import OnnxGraph, tensor_info  # noqa: E402
 from dfl.interop.deepfacelive.layers import Converter  # noqa: E402
 from dfl.interop.deepfacelive.wiring import build_onnx  # noqa: E402
@@ -248,7 +244,8 @@ def test_failed_verification_leaves_no_file(
 def test_a_model_over_the_onnx_size_limit_is_refused(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from dfl.interop.deepfacelive import ExportError, dfm
+    from dfl.interop.deepfacelive import dfm
+    from dfl.interop.deepfacelive.errors import ExportError
 
     model = build_autoencoder("df", Architecture(RES, 16, 8, 8, 4, "ud"))
     monkeypatch.setattr(dfm, "MAX_ONNX_BYTES", 1000)

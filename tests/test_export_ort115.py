@@ -15,7 +15,8 @@ from dfl import backend
 
 backend.select(None)
 
-from dfl.interop.deepfacelive import verify, write_dfm  # noqa: E402
+from dfl.interop.deepfacelive import verify  # noqa: E402
+from dfl.interop.deepfacelive.dfm import write_dfm  # noqa: E402
 from dfl.interop.deepfacelive.wiring import has_morph, reference_outputs  # noqa: E402
 from dfl.models.quick96 import model as quick96  # noqa: E402
 from dfl.nn.archi_networks import Architecture  # noqa: E402

@@ -23,7 +23,7 @@ from dfl.interop.deepfacelab.mapping import (  # noqa: E402
     dfl_weight_name,
     map_network,
 )
-from dfl.interop.deepfacelive import export_saved_model  # noqa: E402
+from dfl.interop.deepfacelive.dfm import export_saved_model  # noqa: E402
 from dfl.interop.deepfacelive.wiring import LAYOUTS, MORPH_LAYOUTS  # noqa: E402
 from dfl.models import registry  # noqa: E402
 from dfl.models.contract import ModelSpec, Training  # noqa: E402

@@ -29,7 +29,9 @@ from dfl.models.saehd import model as saehd  # noqa: E402
 from dfl.options import resolve_options  # noqa: E402
 from tests.multidevice_check import results, save_case, start  # noqa: E402
 
+# float32 sums in another order differ in the 6th digit: Quick96's total (~57) by ~1.5e-4
 LOSS_TOLERANCE = 1e-4
+LOSS_RELATIVE_TOLERANCE = 1e-5
 DEVICES = 2
 BATCH = 4  # 2 samples per device
 STEPS = 2  # then one more after a sync (see multidevice_check)
@@ -125,7 +127,10 @@ def test_two_devices_give_the_losses_of_one(
             assert sorted(got) == sorted(expected)
             for key, value in expected.items():
                 assert math.isfinite(value), (case.stem, step, key)
-                assert abs(got[key] - value) <= LOSS_TOLERANCE, (case.stem, step, key, got, value)
+                close = math.isclose(
+                    got[key], value, rel_tol=LOSS_RELATIVE_TOLERANCE, abs_tol=LOSS_TOLERANCE
+                )
+                assert close, (case.stem, step, key, got, value)
     saehd_losses = outcomes[2]["losses"][0]
     assert {f"{g}_loss" for g in SAEHD_GROUPS} <= set(saehd_losses)
 

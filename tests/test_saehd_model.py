@@ -191,15 +191,6 @@ def test_dims_ranges_and_even_rounding():
 
 
 @pytest.mark.parametrize(
-    ("d_dims", "d_mask"), [(64, 22), (96, 32), (16, 16), (100, 34), (70, 24), (256, 86), (48, 16)]
-)
-def test_d_mask_dims_default_follows_the_chosen_d_dims(d_dims, d_mask):
-    resolved, recorder = first_run(d_dims=d_dims)
-    assert dict(recorder.asked)["d_mask_dims"] == d_mask
-    assert resolved.options["d_mask_dims"] == d_mask
-
-
-@pytest.mark.parametrize(
     ("face_type", "asked"), [(f, f in ("wf", "head")) for f in saehd.FACE_TYPES]
 )
 def test_masked_training_is_asked_only_for_wf_and_head(face_type, asked):

@@ -99,7 +99,8 @@ def _quantize(args: argparse.Namespace) -> bool:
 def _output(args: argparse.Namespace, folder: Path) -> Path | None:
     """--output as a file path (a folder gets the default file name); None = the default."""
     from dfl.errors import UserError
-    from dfl.interop.deepfacelive import contract, default_output
+    from dfl.interop.deepfacelive import contract
+    from dfl.interop.deepfacelive.dfm import default_output
 
     if args.output is None:
         return None
@@ -132,7 +133,8 @@ def export(args: argparse.Namespace) -> int:
 
     backend.use_device("cpu")  # export and its check run on the CPU, as DFL's does
     backend.import_keras(backend_name)
-    from dfl.interop.deepfacelive import ExportError, export_saved_model
+    from dfl.interop.deepfacelive.dfm import export_saved_model
+    from dfl.interop.deepfacelive.errors import ExportError
     from dfl.models.loading import SavedModelError, load_saved_model
 
     text.info(f"Loading {name}_{model_type} model...")

@@ -1,28 +1,9 @@
 """DeepFaceLive `.dfm` export (decision 21): our Keras networks -> ONNX without tf2onnx.
 
-`dfl.models.loading.load_saved_model(folder)` then `export_saved_model(model, output,
-quantize)`; or `write_dfm` for networks already in memory. Headless: errors are ExportError
-subclasses with a message.
+`dfl.models.loading.load_saved_model(folder)` then `dfm.export_saved_model(model, output,
+quantize)`; or `dfm.write_dfm` for networks already in memory. Headless: errors are ExportError
+subclasses (`errors.py`) with a message.
+
+This package file imports nothing: `verify.py` needs only numpy and onnxruntime, and
+tests/ort115_check.py loads it in an interpreter that has no Keras (DeepFaceLive's onnxruntime).
 """
-
-from __future__ import annotations
-
-from dfl.interop.deepfacelive.dfm import (
-    ExportResult,
-    default_output,
-    export_saved_model,
-    write_dfm,
-)
-from dfl.interop.deepfacelive.errors import ExportError, UnsupportedLayerError, VerificationError
-from dfl.interop.deepfacelive.verify import Verification
-
-__all__ = [
-    "ExportError",
-    "ExportResult",
-    "UnsupportedLayerError",
-    "Verification",
-    "VerificationError",
-    "default_output",
-    "export_saved_model",
-    "write_dfm",
-]
