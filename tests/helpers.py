@@ -1,10 +1,10 @@
 """Helpers shared by the test files and by the backend checks' child processes
 (tests/backend_checks.py): tensors as numpy, a model's tiny options from its own option table,
-random batches, and a training setup on the DFL-made fixture faceset."""
+random batches, a training setup on the DFL-made fixture faceset, and the runner's events."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,16 +20,21 @@ from dfl.models import registry  # noqa: E402
 from dfl.models.contract import ModelSpec  # noqa: E402
 from dfl.options import resolve_options  # noqa: E402
 from dfl.store.model_store import ModelStore  # noqa: E402
+from dfl.training.events import Command, Error, Event, Step  # noqa: E402
+from dfl.training.runner import TrainingRunner  # noqa: E402
 from dfl.training.trainer import TrainingSetup  # noqa: E402
 
 FACESET = Path(__file__).parent / "data" / "dfl-faceset"
 MASK_THRESHOLD = 0.4  # random masks: about 60 % of the pixels are face
 EXTRA_MASK_THRESHOLD = 0.8  # AMP's eye-and-mouth masks: about 20 % of the pixels
+EVENT_TIMEOUT_S = 120  # a tiny model's events come within seconds; this only stops a hang
 
 
-def to_np(x: Any) -> np.ndarray:
-    """A tensor of any backend (or an array) as a numpy array."""
-    return np.asarray(keras.ops.convert_to_numpy(x))
+def to_np(x: Any, dtype: Any = None) -> np.ndarray:
+    """A tensor or Keras variable of any backend (or an array) as a numpy array."""
+    if isinstance(x, keras.Variable):
+        x = x.value
+    return np.asarray(keras.ops.convert_to_numpy(x), dtype=dtype)
 
 
 def spec_of(model: str | ModelSpec) -> ModelSpec:
@@ -44,7 +49,8 @@ def tiny_options(model: str | ModelSpec, **extra: Any) -> dict[str, Any]:
     wanted = {**spec.tiny_options, **extra}
     known = {option.name for option in table}
     resolved = resolve_options(table, overrides={k: v for k, v in wanted.items() if k in known})
-    return {**resolved.options, **wanted}
+    # table options come parsed ("y" -> True); the tiny network's own settings as they are
+    return {**resolved.options, **{k: v for k, v in wanted.items() if k not in known}}
 
 
 def random_batch(
@@ -90,3 +96,21 @@ def make_setup(
         seed=seed,
         workers=1,
     )
+
+
+def run_until(
+    runner: TrainingRunner, done: Callable[[Event], bool], commands: Sequence[Command] = ()
+) -> list[Event]:
+    """The runner's events until `done(event)`; sends `commands[i]` after the i-th Step. An
+    Error event fails the test with its message and details."""
+    events = []
+    pending = list(commands)
+    while True:
+        event = runner.events.get(timeout=EVENT_TIMEOUT_S)
+        events.append(event)
+        if isinstance(event, Error):
+            raise AssertionError(event.message + "\n" + event.details)
+        if isinstance(event, Step) and pending:
+            runner.send(pending.pop(0))
+        if done(event):
+            return events

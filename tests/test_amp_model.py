@@ -10,7 +10,6 @@ from pathlib import Path
 import keras
 import numpy as np
 import pytest
-from keras import ops
 
 from dfl import backend
 
@@ -26,6 +25,7 @@ from dfl.nn import losses  # noqa: E402
 from dfl.nn.optimizers import AdaBelief  # noqa: E402
 from dfl.store.model_store import ModelStore  # noqa: E402
 from dfl.training.trainer import Trainer, TrainingSetup  # noqa: E402
+from tests.helpers import to_np  # noqa: E402
 
 FACESET = Path(__file__).parent / "data" / "dfl-faceset"
 RES = 64
@@ -57,10 +57,6 @@ def random_batch(seed: int = 0, batch: int = BATCH, res: int = RES) -> dict[str,
         inputs[f"mask_{side}"] = (rng.random((batch, res, res, 1)) > 0.4).astype(np.float32)
         inputs[f"em_{side}"] = (rng.random((batch, res, res, 1)) > 0.8).astype(np.float32)
     return inputs
-
-
-def to_np(x) -> np.ndarray:
-    return np.asarray(ops.convert_to_numpy(x))
 
 
 @pytest.fixture(scope="module")

@@ -14,6 +14,7 @@ from dfl.models.quick96 import model as quick96
 from dfl.nn import archi_networks
 from dfl.nn import autoencoders as archi
 from dfl.nn import blocks as nn
+from tests.helpers import to_np
 
 RES = 32  # every opts combination is valid at 32 px (multiple of 32)
 TINY_DIMS = {"ae_dims": 16, "e_dims": 4, "d_dims": 4, "d_mask_dims": 2}
@@ -22,10 +23,6 @@ TINY_DIMS = {"ae_dims": 16, "e_dims": 4, "d_dims": 4, "d_mask_dims": 2}
 # checkpoints map weights by this order and these names, so it must never change.
 QUICK96_WEIGHTS_SHA256 = "3fb4d511f2ab3218319b78213e7bd791ea38940e9ae431f211505511646989d4"
 QUICK96_TRAINABLE_SHA256 = "a702dd07395e508f2c345ea1c3a671b2d12bc450420a6d8c6b5cb9a0b8111bd0"
-
-
-def to_np(x) -> np.ndarray:
-    return np.asarray(ops.convert_to_numpy(x))
 
 
 def images(n: int, res: int = RES, seed: int = 0) -> np.ndarray:

@@ -26,6 +26,7 @@ from dfl.store.model_store import ModelStore  # noqa: E402
 from dfl.training.trainer import Trainer, TrainingSetup  # noqa: E402
 from dfl.ui.import_command import importable_names, pretrained_source, pretrained_weights  # noqa: E402
 from dfl.ui.menu import choose_model  # noqa: E402
+from tests.console_fakes import Output, Script  # noqa: E402
 
 DATA = Path(__file__).parent / "data"
 FIXTURES = DATA / "dfl-models"
@@ -52,25 +53,6 @@ def _dfl(*args: str | Path) -> subprocess.CompletedProcess:
         env=env,
         check=False,
     )
-
-
-class Script:
-    """Scripted answers, then EOFError."""
-
-    def __init__(self, *lines: str):
-        self.lines = list(lines)
-        self.prompts: list[str] = []
-
-    def __call__(self, prompt: str) -> str:
-        self.prompts.append(prompt)
-        if not self.lines:
-            raise EOFError
-        return self.lines.pop(0)
-
-
-class Output(list):
-    def __call__(self, *args):
-        self.append(" ".join(str(a) for a in args))
 
 
 # ------------------------------------------------------------------------------ dfl import

@@ -23,7 +23,7 @@ from dfl.ui.history_sample import CHOOSER_TITLE, HistorySampleQuestion
 from dfl.ui.prompts import ANSWERS, PromptAnswerer, override_gate, read_answer
 from dfl.ui.session import KEY_HELP, TrainingSession
 from dfl.ui.train_options import FROM_SCRATCH_TIP, new_model_tips
-from tests.test_prompts import Output, Script, posix_only, pty_stream  # noqa: F401
+from tests.console_fakes import Output, Script, posix_only
 
 CHOOSE_PROMPT = "[n] Choose image for the preview history ( y/n ?:help ) : "
 
@@ -78,7 +78,7 @@ def test_answers_are_clocked(monkeypatch) -> None:
 
 
 @posix_only
-def test_override_gate_answer_is_clocked(pty_stream) -> None:  # noqa: F811
+def test_override_gate_answer_is_clocked(pty_stream) -> None:
     master, stream = pty_stream
     ANSWERS.last = None
     timer = threading.Timer(0.05, os.write, (master, b"\n"))

@@ -5,14 +5,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from keras import ops
 from numpy.lib.stride_tricks import sliding_window_view
 
 from dfl.nn import losses
-
-
-def to_np(x) -> np.ndarray:
-    return np.asarray(ops.convert_to_numpy(x))
+from tests.helpers import to_np
 
 
 def np_filter_valid(x: np.ndarray, window: np.ndarray) -> np.ndarray:

@@ -9,30 +9,9 @@ from types import SimpleNamespace
 import pytest
 
 from dfl.ui.menu import choose_device, choose_model, parse_device_choice, suggest_devices
+from tests.console_fakes import Output, Script
 
 GB = 1024**3
-
-
-class Script:
-    """A scripted input function: returns lines in turn, raises exceptions, then EOFError."""
-
-    def __init__(self, *lines):
-        self.lines = list(lines)
-        self.prompts: list[str] = []
-
-    def __call__(self, prompt: str) -> str:
-        self.prompts.append(prompt)
-        if not self.lines:
-            raise EOFError
-        item = self.lines.pop(0)
-        if isinstance(item, BaseException):
-            raise item
-        return item
-
-
-class Output(list):
-    def __call__(self, *args):
-        self.append(" ".join(str(arg) for arg in args))
 
 
 def _saved(model_dir: Path, name: str, mtime: float, model_type: str = "SAEHD") -> Path:

@@ -62,8 +62,9 @@ backend.use_device("cpu")
 backend.import_keras(None)
 from dfl.store.model_store import ModelStore
 from dfl.training.trainer import Trainer
-from tests.test_runner import make_setup
-setup = make_setup(Path(sys.argv[1]))
+from tests.helpers import make_setup
+from dfl.models.quick96 import model as quick96
+setup = make_setup(quick96.SPEC, Path(sys.argv[1]))
 trainer = Trainer(setup)
 losses = [trainer.train_one()[1] for _ in range(3)]
 trainer.save()

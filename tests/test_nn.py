@@ -7,15 +7,9 @@ import math
 import keras
 import numpy as np
 import pytest
-from keras import ops
 
 from dfl.nn import blocks as nn
-
-
-def to_np(x) -> np.ndarray:
-    if isinstance(x, keras.Variable):
-        x = x.value
-    return np.asarray(ops.convert_to_numpy(x))
+from tests.helpers import to_np
 
 
 def np_conv(x: np.ndarray, kernel: np.ndarray, bias: np.ndarray, stride: int) -> np.ndarray:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 import os
 import re
-import sys
 import threading
 import time
 
@@ -22,6 +21,7 @@ from dfl.ui.prompts import (
     prompt_text,
     use_color,
 )
+from tests.console_fakes import Output, Script, posix_only
 
 COMMON = {option.name: option for option in COMMON_OPTIONS}
 RESOLUTION = Option(
@@ -41,28 +41,6 @@ FACE_TYPE = Option(
     "face_type", "Face type", str, "f", help="Face help.", choices=("h", "mf", "f", "wf", "head")
 )
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
-
-
-class Script:
-    """A scripted input function: returns lines in turn, raises exceptions, then EOFError."""
-
-    def __init__(self, *lines):
-        self.lines = list(lines)
-        self.prompts: list[str] = []
-
-    def __call__(self, prompt: str) -> str:
-        self.prompts.append(prompt)
-        if not self.lines:
-            raise EOFError
-        item = self.lines.pop(0)
-        if isinstance(item, BaseException):
-            raise item
-        return item
-
-
-class Output(list):
-    def __call__(self, *args):
-        self.append(" ".join(str(arg) for arg in args))
 
 
 @pytest.mark.parametrize(
@@ -258,18 +236,6 @@ def test_override_gate_without_terminal_does_not_wait():
     assert override_gate(2.0, io.StringIO("\n"), out) is False
     assert time.monotonic() - start < 0.5
     assert out == []
-
-
-posix_only = pytest.mark.skipif(sys.platform == "win32", reason="uses a pseudo-terminal")
-
-
-@pytest.fixture
-def pty_stream():
-    master, slave = os.openpty()
-    stream = os.fdopen(slave, "r")
-    yield master, stream
-    stream.close()
-    os.close(master)
 
 
 @posix_only

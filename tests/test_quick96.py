@@ -5,12 +5,12 @@ from __future__ import annotations
 import keras
 import numpy as np
 import pytest
-from keras import ops
 
 from dfl import backend
 from dfl.models.quick96 import model as quick96
 from dfl.nn import losses
 from dfl.nn.optimizers import RMSprop
+from tests.helpers import to_np
 
 BATCH = 2
 
@@ -24,10 +24,6 @@ def make_batch(resolution: int, batch: int = BATCH, seed: int = 0) -> dict[str, 
         mask = rng.random((batch, resolution, resolution, 1)) > 0.4
         out[f"mask_{side}"] = mask.astype(np.float32)
     return out
-
-
-def to_np(x) -> np.ndarray:
-    return np.asarray(ops.convert_to_numpy(x))
 
 
 def test_quick96_parameter_count_and_shapes():

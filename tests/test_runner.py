@@ -12,53 +12,17 @@ from dfl import backend
 
 backend.select(None)
 
-from dfl.common_options import COMMON_OPTIONS  # noqa: E402
-from dfl.data.faceset import load_faceset  # noqa: E402
 from dfl.models.quick96 import model as quick96  # noqa: E402
-from dfl.options import resolve_options  # noqa: E402
 from dfl.store.model_store import ModelStore  # noqa: E402
 from dfl.training.events import BackedUp, Command, Error, Message, Preview, Saved, Step, Stopped  # noqa: E402
 from dfl.training.runner import Schedule, TrainingRunner  # noqa: E402
 from dfl.training.trainer import Trainer, TrainingSetup  # noqa: E402
-
-FACESET = Path(__file__).parent / "data" / "dfl-faceset"
-EVENT_TIMEOUT_S = 120
-
-
-def make_setup(folder: Path, **options: str) -> TrainingSetup:
-    resolved = resolve_options(COMMON_OPTIONS, overrides=options).options
-    return TrainingSetup(
-        spec=quick96.SPEC,
-        name="tiny",
-        store=ModelStore(folder),
-        options={**resolved, **quick96.SPEC.tiny_options},
-        device="cpu",
-        backend="tensorflow",
-        src=load_faceset(FACESET / "src").samples,
-        dst=load_faceset(FACESET / "dst").samples,
-        seed=1,
-        workers=1,
-    )
-
-
-def run_until(runner: TrainingRunner, done, commands=()):
-    """Collect events until `done(event)`; send `commands[i]` after the i-th Step."""
-    events = []
-    pending = list(commands)
-    while True:
-        event = runner.events.get(timeout=EVENT_TIMEOUT_S)
-        events.append(event)
-        if isinstance(event, Error):
-            raise AssertionError(event.message + "\n" + event.details)
-        if isinstance(event, Step) and pending:
-            runner.send(pending.pop(0))
-        if done(event):
-            return events
+from tests.helpers import make_setup, run_until, tiny_options  # noqa: E402
 
 
 def test_save_backup_stop_and_resume_exactly(tmp_path: Path) -> None:
     folder = tmp_path / "tiny_Quick96"
-    setup = make_setup(folder, write_preview_history="y")
+    setup = make_setup(quick96.SPEC, folder, tiny_options(quick96.SPEC, write_preview_history="y"))
     schedule = Schedule(preview_history_every=2)
     runner = TrainingRunner(lambda: Trainer(setup), schedule)
     runner.start()
@@ -86,7 +50,7 @@ def test_save_backup_stop_and_resume_exactly(tmp_path: Path) -> None:
     try:
         assert resumed.iteration == stopped.iteration
         assert resumed.loss_history().shape == (stopped.iteration, 2)
-        first = Trainer(make_setup(tmp_path / "fresh_Quick96"))
+        first = Trainer(make_setup(quick96.SPEC, tmp_path / "fresh_Quick96"))
         try:
             enc = resumed.model.networks["encoder"].weights[0].numpy()
             assert not np.allclose(enc, first.model.networks["encoder"].weights[0].numpy())
@@ -100,13 +64,13 @@ def test_save_backup_stop_and_resume_exactly(tmp_path: Path) -> None:
 
 
 def _with_loaded(folder: Path, loaded) -> TrainingSetup:
-    setup = make_setup(folder)
+    setup = make_setup(quick96.SPEC, folder)
     setup.loaded = loaded
     return setup
 
 
 def test_target_iteration_stops_headless(tmp_path: Path) -> None:
-    setup = make_setup(tmp_path / "t_Quick96")
+    setup = make_setup(quick96.SPEC, tmp_path / "t_Quick96")
     runner = TrainingRunner(lambda: Trainer(setup), Schedule(target_iter=3, exit_at_target=True))
     runner.start()
     events = run_until(runner, lambda e: isinstance(e, Stopped))

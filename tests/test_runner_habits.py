@@ -11,6 +11,7 @@ from dfl import backend
 
 backend.select(None)
 
+from dfl.models.quick96 import model as quick96  # noqa: E402
 from dfl.store.model_store import ModelStore  # noqa: E402
 from dfl.store.weights import PREVIEW_SAMPLES_KEY  # noqa: E402
 from dfl.training import trainer as trainer_module  # noqa: E402
@@ -24,7 +25,7 @@ from dfl.training.events import (  # noqa: E402
 )
 from dfl.training.runner import FIRST_ITERATION_MESSAGE, Schedule, TrainingRunner  # noqa: E402
 from dfl.training.trainer import Trainer  # noqa: E402
-from tests.test_runner import make_setup, run_until  # noqa: E402
+from tests.helpers import make_setup, run_until, tiny_options  # noqa: E402
 
 STEP_S = 10.0  # fake seconds each iteration takes
 
@@ -67,7 +68,7 @@ def test_autosave_on_a_fixed_grid_not_moved_by_manual_saves(tmp_path: Path) -> N
         if iteration == 2:  # queued now, acted on before step 3: no race with the thread
             holder["runner"].send(Command.SAVE)
 
-    setup = make_setup(tmp_path / "grid_Quick96")
+    setup = make_setup(quick96.SPEC, tmp_path / "grid_Quick96")
     schedule = Schedule(
         target_iter=8,
         exit_at_target=True,
@@ -94,13 +95,13 @@ def test_first_iteration_messages_only_on_a_new_model(tmp_path: Path) -> None:
     folder = tmp_path / "first_Quick96"
     tip = "You are training from scratch."
     schedule = Schedule(target_iter=1, exit_at_target=True, new_model_tips=(tip,))
-    runner = TrainingRunner(lambda: Trainer(make_setup(folder)), schedule)
+    runner = TrainingRunner(lambda: Trainer(make_setup(quick96.SPEC, folder)), schedule)
     runner.start()
     said = _messages(run_until(runner, lambda e: isinstance(e, Stopped)))
     runner.join(10)
     assert said.index(tip) < said.index(FIRST_ITERATION_MESSAGE)
 
-    setup = make_setup(folder)
+    setup = make_setup(quick96.SPEC, folder)
     setup.loaded = ModelStore(folder).load()
     schedule = Schedule(target_iter=2, exit_at_target=True, new_model_tips=(tip,))
     runner = TrainingRunner(lambda: Trainer(setup), schedule)
@@ -124,7 +125,7 @@ def test_preview_history_numbered_as_dfl(tmp_path: Path, monkeypatch) -> None:
 
     monkeypatch.setattr(trainer_module, "loss_graph", recording_graph)
     folder = tmp_path / "hist_Quick96"
-    setup = make_setup(folder, write_preview_history="y")
+    setup = make_setup(quick96.SPEC, folder, tiny_options(quick96.SPEC, write_preview_history="y"))
     schedule = Schedule(target_iter=5, exit_at_target=True, preview_history_every=2)
     runner = TrainingRunner(lambda: Trainer(setup), schedule)
     runner.start()
@@ -139,7 +140,7 @@ def test_preview_sample_chooser(tmp_path: Path) -> None:
     """P shows another candidate, CONFIRM_SAMPLE keeps it as the history sample; nothing is
     trained before that."""
     folder = tmp_path / "choose_Quick96"
-    setup = make_setup(folder)
+    setup = make_setup(quick96.SPEC, folder)
     made: list[Trainer] = []
 
     def make() -> Trainer:
@@ -168,7 +169,7 @@ def test_preview_sample_chooser(tmp_path: Path) -> None:
 
 
 def test_stop_while_choosing_trains_nothing(tmp_path: Path) -> None:
-    setup = make_setup(tmp_path / "stop_Quick96")
+    setup = make_setup(quick96.SPEC, tmp_path / "stop_Quick96")
     runner = TrainingRunner(lambda: Trainer(setup), Schedule(choose_preview_sample=True))
     runner.start()
     run_until(runner, lambda e: isinstance(e, ChooseSample))

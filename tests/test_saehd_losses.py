@@ -14,13 +14,10 @@ from dfl.models.saehd import losses as sl
 from dfl.nn import archi_networks as networks
 from dfl.nn import autoencoders as archi
 from dfl.nn import discriminators, losses
+from tests.helpers import to_np
 
 RES = 32
 B = 2
-
-
-def to_np(x) -> np.ndarray:
-    return np.asarray(ops.convert_to_numpy(x), dtype=np.float64)
 
 
 # ----------------------------------------------------------------------------- numpy references

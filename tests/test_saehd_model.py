@@ -9,7 +9,6 @@ import itertools
 import keras
 import numpy as np
 import pytest
-from keras import ops
 
 from dfl import backend
 from dfl.common_options import COMMON_OPTIONS
@@ -17,6 +16,7 @@ from dfl.models.saehd import model as saehd
 from dfl.nn import archi_networks, autoencoders
 from dfl.nn.optimizers import AdaBelief, RMSprop
 from dfl.options import SOURCE_STORED, OptionError, resolve_options
+from tests.helpers import to_np
 
 GIB = 1024**3
 
@@ -100,10 +100,6 @@ def first_run(**answers):
     recorder = Recorder(**answers)
     resolved = resolve_options(saehd.SAEHD_OPTIONS, answer=recorder)
     return resolved, recorder
-
-
-def to_np(x) -> np.ndarray:
-    return np.asarray(ops.convert_to_numpy(x))
 
 
 # ------------------------------------------------------------------------------ option table

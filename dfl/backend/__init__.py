@@ -223,8 +223,9 @@ class DataParallel:
         with devices:  # re-entered: a step made again later (same devices, same variables)
             step = make_step(...)
 
-    Every step made inside splits its batch evenly across the devices and gives the same result
-    as one device (losses are sums over the batch: gradients are summed across devices).
+    Every step made inside splits its batch evenly across the devices and reports the losses of
+    one device; as in DFL the applied gradient is the devices' mean, one device's divided by n
+    (docs/training.md §10).
     TensorFlow: variables made inside are mirrored (tf.distribute.MirroredStrategy). JAX: the
     jitted steps replicate their state and shard the batch over a device mesh. torch: several
     devices are refused (BackendError). One device: nothing changes.
