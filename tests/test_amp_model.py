@@ -15,7 +15,6 @@ from dfl import backend
 
 backend.select(None)
 
-from dfl.data.faceset import load_faceset  # noqa: E402
 from dfl.interop.deepfacelab import mapping, reader  # noqa: E402
 from dfl.models import registry  # noqa: E402
 from dfl.models.amp import losses as amp_losses  # noqa: E402
@@ -24,22 +23,13 @@ from dfl.models.amp import network as amp_archi  # noqa: E402
 from dfl.nn import losses  # noqa: E402
 from dfl.nn.optimizers import AdaBelief  # noqa: E402
 from dfl.store.model_store import ModelStore  # noqa: E402
-from dfl.training.trainer import Trainer, TrainingSetup  # noqa: E402
-from tests.helpers import to_np  # noqa: E402
+from dfl.training.trainer import Trainer  # noqa: E402
+from tests import helpers  # noqa: E402
+from tests.helpers import make_setup, to_np  # noqa: E402
 
-FACESET = Path(__file__).parent / "data" / "dfl-faceset"
 RES = 64
 BATCH = 2
-TINY = {
-    "resolution": RES,
-    "ae_dims": 32,
-    "inter_dims": 32,
-    "e_dims": 16,
-    "d_dims": 16,
-    "d_mask_dims": 16,
-    "batch_size": BATCH,
-    "face_type": "f",
-}
+TINY = {**amp.TINY_OPTIONS, "face_type": "f"}
 GAN = {"gan_power": 0.1, "gan_patch_size": 8, "gan_dims": 4}
 DEFAULT_PARAMETERS = 101_345_195  # docs/networks.md §5: ≈ 101.35 M at 224 px
 
@@ -49,14 +39,7 @@ def tiny_options(**extra) -> dict:
 
 
 def random_batch(seed: int = 0, batch: int = BATCH, res: int = RES) -> dict[str, np.ndarray]:
-    rng = np.random.default_rng(seed)
-    inputs = {}
-    for side in ("src", "dst"):
-        inputs[f"warped_{side}"] = rng.random((batch, res, res, 3), dtype=np.float32)
-        inputs[f"target_{side}"] = rng.random((batch, res, res, 3), dtype=np.float32)
-        inputs[f"mask_{side}"] = (rng.random((batch, res, res, 1)) > 0.4).astype(np.float32)
-        inputs[f"em_{side}"] = (rng.random((batch, res, res, 1)) > 0.8).astype(np.float32)
-    return inputs
+    return helpers.random_batch(res, batch, seed, extra_masks=("em",))  # AMP's eye-and-mouth masks
 
 
 @pytest.fixture(scope="module")
@@ -280,22 +263,6 @@ def test_preview_pages(tiny_model):
 
 
 # ------------------------------------------------------------------- training (headless)
-def make_setup(folder: Path, options: dict, loaded=None) -> TrainingSetup:
-    return TrainingSetup(
-        spec=amp.SPEC,
-        name="tiny",
-        store=ModelStore(folder),
-        options=options,
-        device="cpu",
-        backend=keras.backend.backend(),
-        src=load_faceset(FACESET / "src").samples,
-        dst=load_faceset(FACESET / "dst").samples,
-        loaded=loaded,
-        seed=1,
-        workers=1,
-    )
-
-
 def weights(trainer: Trainer) -> dict[str, list[np.ndarray]]:
     trainer.step_fn.sync()
     return {name: [to_np(w).copy() for w in net.weights] for name, net in trainer.networks.items()}
@@ -313,7 +280,7 @@ def test_tiny_amp_trains_with_frozen_inters_saves_and_resumes(tmp_path: Path) ->
     folder = tmp_path / "tiny_AMP"
     options = amp.full_options({**TINY, **GAN, "lr_dropout": "y", "ct_mode": "rct"})
     options.update({"random_src_flip": False, "random_dst_flip": True, "batch_size": BATCH})
-    trainer = Trainer(make_setup(folder, options))
+    trainer = Trainer(make_setup(amp.SPEC, folder, options))
     try:
         assert [g.name for g in trainer.training.groups] == ["src_dst", "GAN"]
         assert set(trainer.optimizers) == {"src_dst_opt", "GAN_opt"}
@@ -340,7 +307,7 @@ def test_tiny_amp_trains_with_frozen_inters_saves_and_resumes(tmp_path: Path) ->
     for key in ("encoder", "inter_src", "inter_dst", "decoder", "src_dst_opt", "GAN", "GAN_opt"):
         assert loaded.has(key), key
 
-    resumed = Trainer(make_setup(folder, options, loaded))
+    resumed = Trainer(make_setup(amp.SPEC, folder, options, loaded))
     try:
         assert resumed.iteration == 2
         assert changed(saved, weights(resumed)) == set()

@@ -16,7 +16,6 @@ backend.select(None)
 import keras  # noqa: E402
 
 from dfl.common_options import COMMON_OPTIONS  # noqa: E402
-from dfl.data.faceset import load_faceset  # noqa: E402
 from dfl.interop.deepfacelab.mapping import (  # noqa: E402
     TF_SUFFIX,
     Problems,
@@ -28,39 +27,13 @@ from dfl.interop.deepfacelive.wiring import LAYOUTS, MORPH_LAYOUTS  # noqa: E402
 from dfl.models import registry  # noqa: E402
 from dfl.models.contract import ModelSpec, Training  # noqa: E402
 from dfl.models.loading import load_saved_model  # noqa: E402
-from dfl.options import resolve_options  # noqa: E402
 from dfl.store.model_store import ModelStore  # noqa: E402
 from dfl.training.benchmark import CASES  # noqa: E402
-from dfl.training.trainer import Trainer, TrainingSetup  # noqa: E402
+from dfl.training.trainer import Trainer  # noqa: E402
+from tests.helpers import make_setup, tiny_options  # noqa: E402
 
-FACESET = Path(__file__).parent / "data" / "dfl-faceset"
 MAX_TINY_WEIGHTS = 4_000_000  # SAEHD and AMP: the smallest sizes their option tables allow
 EXPORT_TOLERANCE = 1e-4
-
-
-def tiny_options(spec: ModelSpec) -> dict:
-    """The options `dfl train` would resolve, with the model's tiny configuration on top."""
-    table = spec.option_table(None)
-    tiny = spec.tiny_options
-    known = {option.name for option in table}
-    resolved = resolve_options(table, overrides={k: v for k, v in tiny.items() if k in known})
-    return {**resolved.options, **tiny}
-
-
-def make_setup(spec: ModelSpec, folder: Path, options: dict, loaded=None) -> TrainingSetup:
-    return TrainingSetup(
-        spec=spec,
-        name="tiny",
-        store=ModelStore(folder),
-        options=dict(options),
-        device="cpu",
-        backend=keras.backend.backend(),
-        src=load_faceset(FACESET / "src").samples,
-        dst=load_faceset(FACESET / "dst").samples,
-        loaded=loaded,
-        seed=1,
-        workers=1,
-    )
 
 
 def weights(networks: dict) -> dict[str, list[np.ndarray]]:
@@ -117,7 +90,7 @@ def test_build_train_save_resume_export(spec: ModelSpec, tmp_path: Path) -> None
     finally:
         trainer.close()
 
-    resumed = Trainer(make_setup(spec, folder, options, ModelStore(folder).load()))
+    resumed = Trainer(make_setup(spec, folder, options, loaded=ModelStore(folder).load()))
     try:
         assert resumed.iteration == 1
         again = weights(resumed.networks)

@@ -26,7 +26,7 @@ backend.select(None)
 
 from dfl.models.quick96 import model as quick96  # noqa: E402
 from dfl.models.saehd import model as saehd  # noqa: E402
-from dfl.options import resolve_options  # noqa: E402
+from tests.helpers import random_batch, tiny_options  # noqa: E402
 from tests.multidevice_check import results, save_case, start  # noqa: E402
 
 # float32 sums in another order differ in the 6th digit: Quick96's total (~57) by ~1.5e-4
@@ -35,13 +35,8 @@ LOSS_RELATIVE_TOLERANCE = 1e-5
 DEVICES = 2
 BATCH = 4  # 2 samples per device
 STEPS = 2  # then one more after a sync (see multidevice_check)
-SAEHD_TINY = {
+SAEHD_TINY = {  # on top of SAEHD's tiny options: every loss group
     "archi": "df-ud",
-    "resolution": 64,
-    "ae_dims": 32,
-    "e_dims": 16,
-    "d_dims": 16,
-    "d_mask_dims": 16,
     "batch_size": BATCH,
     "face_type": "f",
     "gan_power": 0.1,
@@ -81,16 +76,7 @@ print(json.dumps({"devices": trainer.step_fn.devices, "batch": trainer.batch_siz
 
 
 def _batches(resolution: int, rng: np.random.Generator) -> list[dict[str, np.ndarray]]:
-    shape = (BATCH, resolution, resolution)
-    batches = []
-    for _ in range(STEPS):
-        batch = {}
-        for side in ("src", "dst"):
-            batch[f"warped_{side}"] = rng.random((*shape, 3), dtype=np.float32)
-            batch[f"target_{side}"] = rng.random((*shape, 3), dtype=np.float32)
-            batch[f"mask_{side}"] = (rng.random((*shape, 1)) > 0.4).astype(np.float32)
-        batches.append(batch)
-    return batches
+    return [random_batch(resolution, BATCH, rng) for _ in range(STEPS)]
 
 
 @pytest.fixture(scope="module")
@@ -101,7 +87,7 @@ def cases(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
     keras.utils.set_random_seed(0)
     q96 = quick96.build({}, quick96.TINY)
     q96_case = save_case(folder, "quick96", {}, [q96], _batches(quick96.TINY.resolution, rng))
-    options = resolve_options(saehd.option_table(None), overrides=SAEHD_TINY).options
+    options = tiny_options(saehd.SPEC, **SAEHD_TINY)
     training = saehd.make_training(options, saehd.build(options))
     assert tuple(g.name for g in training.groups) == SAEHD_GROUPS
     batches = _batches(int(options["resolution"]), rng)

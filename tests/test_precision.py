@@ -15,27 +15,12 @@ from dfl import backend
 
 backend.select(None)
 
-from dfl.data.faceset import load_faceset  # noqa: E402
 from dfl.models.saehd import model as saehd  # noqa: E402
 from dfl.nn.keras_internals import sublayers  # noqa: E402
-from dfl.options import resolve_options  # noqa: E402
-from dfl.store.model_store import ModelStore  # noqa: E402
-from dfl.training.trainer import Trainer, TrainingSetup  # noqa: E402
+from dfl.training.trainer import Trainer  # noqa: E402
+from tests.helpers import make_setup, tiny_options  # noqa: E402
 
-FACESET = Path(__file__).parent / "data" / "dfl-faceset"
-TINY = {
-    "archi": "df-ud",
-    "resolution": 64,
-    "ae_dims": 32,
-    "e_dims": 16,
-    "d_dims": 16,
-    "d_mask_dims": 16,
-    "batch_size": 2,
-    "face_type": "f",
-    "gan_power": 0.1,
-    "gan_patch_size": 8,
-    "gan_dims": 4,
-}
+TINY = {"archi": "df-ud", "face_type": "f", "gan_power": 0.1, "gan_patch_size": 8, "gan_dims": 4}
 
 
 @pytest.fixture(autouse=True)
@@ -45,20 +30,10 @@ def float32_afterwards() -> Iterator[None]:
 
 
 def make_trainer(folder: Path, **extra: object) -> Trainer:
-    options = resolve_options(saehd.option_table(None), overrides={**TINY, **extra}).options
-    setup = TrainingSetup(
-        spec=saehd.SPEC,
-        name="tiny",
-        store=ModelStore(folder),
-        options=options,
-        device="cpu",
-        backend=keras.backend.backend(),
-        src=load_faceset(FACESET / "src").samples,
-        dst=load_faceset(FACESET / "dst").samples,
-        seed=3,
-        workers=1,
+    """A tiny df-ud SAEHD with the GAN on (its own precision too), on the fixture faceset."""
+    return Trainer(
+        make_setup(saehd.SPEC, folder, tiny_options(saehd.SPEC, **TINY, **extra), seed=3)
     )
-    return Trainer(setup)
 
 
 def compute_dtypes(trainer: Trainer) -> set[str]:

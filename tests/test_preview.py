@@ -142,6 +142,7 @@ def test_loss_graph_short_empty_and_bad_histories():
     assert loss_graph(bad, 64, 2).shape == (100, 64, 3)
 
 
+@pytest.mark.slow  # a speed figure, not behaviour: kept out of the default suite
 def test_loss_graph_is_fast():
     rng = np.random.default_rng(0)
     history = rng.random((100_000, 2), dtype=np.float32)
