@@ -96,7 +96,7 @@ def train(path: str, counts: str = "1", evaluate: bool = False) -> list[dict]:
             net.set_weights([weights[k] for k in sorted(weights) if k.startswith(f"w_{mi:02d}_")])
         step.refresh()
         run: dict[str, Any] = {"backend": keras.backend.backend()}
-        run["devices"] = getattr(step, "devices", 1)  # what the step really runs on
+        run["devices"] = step.devices  # what the step really runs on
         if evaluate and n == 1:
             run["before"] = step.evaluate(batches[0])
         run["losses"] = [step(batch) for batch in batches]
@@ -108,6 +108,31 @@ def train(path: str, counts: str = "1", evaluate: bool = False) -> list[dict]:
         if evaluate and n == 1:
             run["after"] = step.evaluate(batches[0])
         runs.append(run)
+    return runs
+
+
+def sgd_update(path: str, counts: str = "1") -> list[dict]:
+    """The case's Quick96 with plain SGD at learning rate 1 (a weight's change is minus its
+    gradient), one step on its first batch on each number of devices in `counts`: the change of
+    every weight goes to `<case>.update<n>.npz`."""
+    name, options, weights, batches = _load_case(path)
+    spec = registry.load(name)
+    runs = []
+    for n in map(int, counts.split(",")):
+        keras.utils.set_random_seed(SEED)
+        with backend.data_parallel(n):
+            model = spec.build(options)
+            optimizer = keras.optimizers.SGD(learning_rate=1.0)
+            step = backend.make_model_step(model, quick96.compute_losses, optimizer)
+        model.set_weights([weights[k] for k in sorted(weights)])
+        step.refresh()
+        before = [w.copy() for w in model.get_weights()]
+        step(batches[0])
+        step.sync()
+        changes = [a - b for a, b in zip(model.get_weights(), before, strict=True)]
+        out = Path(path).with_suffix(f".update{n}.npz")
+        np.savez(out, *changes)
+        runs.append({"devices": step.devices, "update": str(out)})
     return runs
 
 
@@ -280,6 +305,7 @@ CHECKS: dict[str, Callable[..., Any]] = {
     "train": train,
     "dfl_outputs": dfl_outputs,
     "trainer_devices": trainer_devices,
+    "sgd_update": sgd_update,
     "loss_groups": loss_groups,
 }
 Plan = list[tuple[str, list[Any]]]  # [check name, its arguments (JSON values)]
