@@ -75,6 +75,10 @@ def test_settings_keys_follow_dfl() -> None:
     result = c.press("t")  # super resolution: not available, says so
     assert not result.changed and "super resolution" in (result.note or "")
     assert c.press("-").zoom == -1 and c.press("=").zoom == 1
+    assert not c.show_checkerboard
+    assert not c.press("v").changed and c.show_checkerboard  # a view: the settings stay
+    c.press("v")
+    assert not c.show_checkerboard
 
 
 def test_help_screen_takes_no_keys_and_esc_quits() -> None:
@@ -232,7 +236,10 @@ def test_frames_are_merged_on_demand_and_predicted_once(tmp_path: Path) -> None:
     assert not (out / RECORD_NAME).exists()  # the non-interactive resume record is dropped
     original = fm.merge(0, replace(base, mode="original"))
     assert not np.array_equal(first.image, original.image)
-    assert np.array_equal(fm.read_output(0), original.image)
+    written = fm.read_output(0)
+    assert written is not None
+    assert np.array_equal(written.image, original.image)
+    assert np.array_equal(written.mask, original.mask)
     results = fm.merge_many([(1, base), (2, base), (3, base)], workers=2)
     assert sorted(results) == [1, 2, 3] and all(fm.outputs_exist(i) for i in range(4))
     assert predictor.calls == 2
@@ -290,3 +297,15 @@ def test_window_key_codes_and_images() -> None:
     view = frame_view(np.zeros((40, 30, 3), np.uint8), 2.0, ["a status line that is long"])
     assert view.shape[0] > 80 and view.shape[1] > 60 and view.dtype == np.uint8
     assert help_image().shape[0] > 400
+
+
+def test_checkerboard_view_marks_only_outside_the_mask() -> None:
+    from dfl.ui.merge_window import CHECKER_PX, checkerboard_view
+
+    image = np.full((20, 20, 3), 200, np.uint8)
+    mask = np.zeros((20, 20), np.uint8)
+    mask[:, 10:] = 255  # the right half is face
+    view = checkerboard_view(image, mask).astype(int)
+    assert (view[:, 10:] == 150).all()  # face: dimmed to 3/4, no squares
+    assert view[0, 0, 0] == 150 and view[0, CHECKER_PX, 0] == 150 + 64  # squares outside
+    assert view[CHECKER_PX, 0, 0] == 150 + 64 and view[CHECKER_PX, CHECKER_PX, 0] == 150

@@ -60,6 +60,7 @@ UNUSED_KEYS = frozenset("tg")  # DFL's super resolution power: needs a network d
 SUPER_RESOLUTION_NOTE = "t/g (super resolution) need a network dfl does not ship: not available."
 SHIFTED = {"<": ",", ">": ".", "?": "/"}
 ZOOM_KEYS = {"-": -1, "=": 1}
+CHECKERBOARD_KEY = "v"  # DFL: show a checkerboard where the merged face's mask is not
 
 
 @dataclass
@@ -104,6 +105,7 @@ class MergeController:
         self.index = 0
         self.process_remaining = False
         self.show_help = True  # DFL shows the key chart first
+        self.show_checkerboard = False  # `v`: the mask's outside as a checkerboard
         self.quitting = False
 
     # ------------------------------------------------------------------ queries
@@ -156,6 +158,9 @@ class MergeController:
         base, shift = _decode(key)
         if base in ZOOM_KEYS:
             return KeyResult(zoom=ZOOM_KEYS[base])
+        if base == CHECKERBOARD_KEY:
+            self.show_checkerboard = not self.show_checkerboard
+            return KeyResult()
         if base in MODE_KEYS or base in AMOUNT_KEYS or base in CYCLE_KEYS or base in UNUSED_KEYS:
             return self._settings_key(key, base, shift)
         if base in (",", "m"):

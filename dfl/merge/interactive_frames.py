@@ -154,15 +154,17 @@ class FrameMerger:
             results = dict(zip([i for i, _ in todo], pool.map(one, todo), strict=True))
         return {**failed, **results}
 
-    def read_output(self, i: int) -> np.ndarray | None:
-        """The merged frame written earlier (uint8 BGR), or None when it cannot be read."""
-        path = self.outputs(i)[0]
-        try:
-            data = np.fromfile(str(path), dtype=np.uint8)
-        except OSError:
+    def read_output(self, i: int) -> MergedFrame | None:
+        """The merged frame and its mask written earlier, or None when the frame cannot be read
+        (a missing or unreadable mask reads as all face)."""
+        path, mask_path = self.outputs(i)
+        image = _read_png(path, cv2.IMREAD_COLOR)
+        if image is None:
             return None
-        image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
-        return image
+        mask = _read_png(mask_path, cv2.IMREAD_GRAYSCALE)
+        if mask is None or mask.shape != image.shape[:2]:
+            mask = np.full(image.shape[:2], 255, np.uint8)
+        return MergedFrame(image, mask)
 
     def _drop_progress_record(self) -> None:
         """The non-interactive run's resume record no longer describes the output folder once
@@ -172,3 +174,11 @@ class FrameMerger:
             return
         (self.output_dir / RECORD_NAME).unlink(missing_ok=True)
         self._record_dropped = True
+
+
+def _read_png(path: Path, flags: int) -> np.ndarray | None:
+    try:
+        data = np.fromfile(str(path), dtype=np.uint8)
+    except OSError:
+        return None
+    return cv2.imdecode(data, flags) if data.size else None

@@ -19,7 +19,7 @@ import numpy as np
 
 from dfl.errors import EXIT_OK
 from dfl.merge.interactive import ESC, TAB, MergeController, start_settings
-from dfl.merge.interactive_frames import FrameMerger
+from dfl.merge.interactive_frames import FrameMerger, MergedFrame
 from dfl.merge.settings import summary_lines
 from dfl.ui import text
 from dfl.ui.window import KEYCODE_MASK, PreviewWindow
@@ -70,8 +70,12 @@ HELP_ROWS: tuple[tuple[str, str], ...] = (  # (keys, what they do); "" rows are 
     ("/ / ?", "next frame / every later frame takes these settings"),
     (">", "merge all remaining frames with their settings"),
     ("- / =", "zoom out / in"),
+    ("v", "checkerboard where the mask is not (shows the mask's edge)"),
 )
 HELP_KEY_COLUMN_PX = 130  # where the descriptions start
+CHECKER_PX = 5  # the `v` view's squares, px of the frame (DFL's MergerScreen)
+CHECKER_DIM = 0.75  # the frame's brightness under the checkerboard
+CHECKER_LEVEL = 64.0  # the light squares' grey level added outside the mask
 
 
 def decode_key(code: int, shift: bool = False) -> str | None:
@@ -105,6 +109,16 @@ def help_image() -> np.ndarray:
     rows = [(HELP_TITLE,), ("",), *HELP_ROWS]
     width = max(_text_width(r[-1]) + (HELP_KEY_COLUMN_PX if len(r) > 1 else 0) for r in rows)
     return _text_block(rows, width, HELP_KEY_COLUMN_PX)
+
+
+def checkerboard_view(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """DFL's `v` view: the frame dimmed to 3/4, with a checkerboard of CHECKER_PX squares
+    (grey CHECKER_LEVEL) added where the mask (uint8, 255 = face) is not."""
+    h, w = mask.shape[:2]
+    squares = (np.indices((h, w)) // CHECKER_PX).sum(axis=0) % 2
+    outside = 1.0 - mask.reshape(h, w, 1).astype(np.float32) / 255.0
+    view = image.astype(np.float32) * CHECKER_DIM + CHECKER_LEVEL * squares[..., None] * outside
+    return np.clip(view, 0, 255).astype(np.uint8)
 
 
 def frame_view(image: np.ndarray, zoom: float, status: list[str]) -> np.ndarray:
@@ -176,6 +190,7 @@ class MergerWindow:
         self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="merger-window")
         self.zoom: float | None = None
         self.image: np.ndarray | None = None  # the last merged image shown
+        self.mask: np.ndarray | None = None  # its mask (uint8, 255 = face)
         self.shown: tuple[int, Any] | None = None  # (frame, settings) of self.image
         self.note = ""
 
@@ -188,9 +203,11 @@ class MergerWindow:
         if c.is_done(i):
             if self.shown == (i, settings):
                 return
-            image = self.merger.read_output(i) if i not in c.failed else self.image
-            if image is not None:
-                self._show_result(i, settings, image)
+            written = self.merger.read_output(i) if i not in c.failed else None
+            if written is not None:
+                self._show_result(i, settings, written)
+                return
+            if i in c.failed and self.image is not None:
                 return
             c.merged.pop(i, None)  # unreadable: merge it again
         batch = range(i, min(c.count, i + self.merger.predictor.batch_size))
@@ -205,10 +222,11 @@ class MergerWindow:
             self.note = f"{c.names[i]} {exc}"
             return
         c.mark_merged(i, settings)
-        self._show_result(i, settings, result.image)
+        self._show_result(i, settings, result)
 
-    def _show_result(self, i: int, settings: Any, image: np.ndarray) -> None:
-        self.image, self.shown = image, (i, settings)
+    def _show_result(self, i: int, settings: Any, merged: MergedFrame) -> None:
+        image = merged.image
+        self.image, self.mask, self.shown = image, merged.mask, (i, settings)
         if self.zoom is None:  # DFL: a wide first frame is shown smaller
             self.zoom = min(1.0, INITIAL_MAX_WIDTH_PX / image.shape[1])
         if not self.c.process_remaining:
@@ -227,7 +245,7 @@ class MergerWindow:
                 text.error(f"{c.names[i]} {result}")
             else:
                 c.mark_merged(i, c.settings[i])
-                self._show_result(i, c.settings[i], result.image)
+                self._show_result(i, c.settings[i], result)
         while c.process_remaining and c.is_done(c.index):
             if not c.forward():
                 break
@@ -249,16 +267,23 @@ class MergerWindow:
         )
         return [first, second]
 
+    def _frame(self) -> np.ndarray:
+        """The last merged image, or its checkerboard view (`v`)."""
+        assert self.image is not None
+        if self.c.show_checkerboard and self.mask is not None:
+            return checkerboard_view(self.image, self.mask)
+        return self.image
+
     def _draw(self) -> None:
         if self.c.show_help or self.image is None:
             self.window.show(help_image())
         else:
-            self.window.show(frame_view(self.image, self.zoom or 1.0, self._status()))
+            self.window.show(frame_view(self._frame(), self.zoom or 1.0, self._status()))
 
     def _busy(self, note: str) -> None:
         """Say what is being done in the status bar while it is done."""
         if self.image is not None and not self.c.show_help:
-            self.window.show(frame_view(self.image, self.zoom or 1.0, self._status(note)))
+            self.window.show(frame_view(self._frame(), self.zoom or 1.0, self._status(note)))
 
     def _in_background(self, work: Callable[..., T], *args: Any) -> T:
         """Run `work` on the worker thread while the window keeps taking keys (OpenCV keeps
