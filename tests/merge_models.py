@@ -1,6 +1,6 @@
-"""A saved tiny model for the merge end-to-end tests: the registry's tiny size with fresh weights,
-saved as a dfl model folder `<name>_<type>` (training it is not what these tests check, and a
-real Quick96 takes ~35 s to build and step on 2 cores)."""
+"""A saved tiny model for the end-to-end tests that need a model, not its training: the
+registry's tiny size with fresh weights, saved as a dfl model folder `<name>_<type>` (a real
+Quick96 takes ~35 s to build and step on 2 cores)."""
 
 from __future__ import annotations
 
@@ -9,9 +9,12 @@ from pathlib import Path
 TINY_ITERATION = 3
 
 
-def save_tiny_model(model_dir: Path, name: str, model_type: str = "Quick96") -> Path:
-    """Save `<model_dir>/<name>_<model_type>`; returns the folder. Imports Keras (backend:
-    KERAS_BACKEND or TensorFlow)."""
+def save_tiny_model(
+    model_dir: Path, name: str, model_type: str = "Quick96", facesets: dict | None = None
+) -> Path:
+    """Save `<model_dir>/<name>_<model_type>`; returns the folder. `facesets`: the faces it
+    was "trained" on (dfl.data.facesetid.identities). Imports Keras (backend: KERAS_BACKEND or
+    TensorFlow)."""
     from dfl import backend
 
     backend.select(None)
@@ -26,7 +29,13 @@ def save_tiny_model(model_dir: Path, name: str, model_type: str = "Quick96") -> 
     options = complete_options(spec.option_table(None), dict(spec.tiny_options))
     model = spec.build(options)
     arrays = {key: weights_to_arrays(net.weights) for key, net in model.networks.items()}
-    state = ModelState(model_type=model_type, name=name, iteration=TINY_ITERATION, options=options)
+    state = ModelState(
+        model_type=model_type,
+        name=name,
+        iteration=TINY_ITERATION,
+        options=options,
+        facesets=dict(facesets or {}),
+    )
     folder = Path(model_dir) / f"{name}_{model_type}"
     ModelStore(folder).save(state, arrays, summary_text="", loss_rows=0)
     return folder
