@@ -79,9 +79,9 @@ def _networks(name: str, options: dict) -> tuple[list[Any], Any]:
 def train(path: str, counts: str = "1", evaluate: bool = False) -> list[dict]:
     """The case's model from its weights, built and trained on each number of devices in
     `counts` (1: no data_parallel): the losses of every step (the last batch once more after a
-    sync and, for Quick96, an eager preview), with `evaluate` also those of the first batch
-    before and after (one device only); a BackendError as {"error": message} (torch refuses
-    several devices)."""
+    sync and, for Quick96 and SAEHD, an eager preview), with `evaluate` also those of the first
+    batch before and after (one device only); a BackendError as {"error": message} (torch
+    refuses several devices)."""
     name, options, weights, batches = _load_case(path)
     runs = []
     for n in map(int, counts.split(",")):
@@ -101,7 +101,7 @@ def train(path: str, counts: str = "1", evaluate: bool = False) -> list[dict]:
             run["before"] = step.evaluate(batches[0])
         run["losses"] = [step(batch) for batch in batches]
         step.sync()  # as a save or preview does; then an eager forward pass and one more step
-        if name == quick96.NAME:
+        if name != "AMP":  # Quick96's and SAEHD's autoencoder comes first
             networks[0].predict_preview(batches[0]["target_src"], batches[0]["target_dst"])
         step.refresh()
         run["losses"].append(step(batches[-1]))

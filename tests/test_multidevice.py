@@ -2,10 +2,10 @@
 
 Each backend runs the checks in a child process of the backend harness (tests/backends.py) with
 $DFL_CPU_DEVICES set before the framework starts: JAX gets 2 host devices, TensorFlow 2 logical
-CPU devices. Quick96 (tiny architecture, learning-rate dropout on) and a tiny SAEHD with the
-patch GAN and the true-face code discriminator (three loss groups, clipgrad and learning-rate
-dropout on) train a few steps from the same weights and batches on 1 and on 2 devices (the
-`train` check). torch refuses several devices.
+CPU devices. A tiny SAEHD with the patch GAN and the true-face code discriminator (three loss
+groups, clipgrad and learning-rate dropout on) trains a few steps from the same weights and
+batches on 1 and on 2 devices (the `train` check); the Trainer trains, saves, previews and
+resumes a tiny Quick96 on 2 devices (JAX). torch refuses several devices.
 """
 
 from __future__ import annotations
@@ -27,9 +27,12 @@ from tests import backends  # noqa: E402
 from tests.backend_checks import save_case  # noqa: E402
 from tests.helpers import random_batch, tiny_options  # noqa: E402
 
-# float32 sums in another order differ in the 6th digit: Quick96's total (~57) by ~1.5e-4
+# Not bit-equal: float32 sums run in another order, and the averaged gradient (one device's / n,
+# as DFL) meets AdaBelief's epsilon differently, so the code discriminator's tiny steps drift
+# (SAEHD's D_code_loss ~2.77 by ~1.2e-4 after 3 steps). A lost or double-counted half batch
+# would be off by tens of percent.
 LOSS_TOLERANCE = 1e-4
-LOSS_RELATIVE_TOLERANCE = 1e-5
+LOSS_RELATIVE_TOLERANCE = 1e-4
 DEVICES = 2
 SPLIT = f"1,{DEVICES}"  # each case on one device, then split
 BATCH = 4  # 2 samples per device
@@ -61,20 +64,17 @@ def _batches(resolution: int, rng: np.random.Generator) -> list[dict[str, np.nda
 
 @pytest.fixture(scope="module")
 def cases(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
-    """Quick96 and SAEHD case files: initial weights of every network and the batches."""
+    """A SAEHD case file: initial weights of every network and the batches. Its three loss
+    groups are the general step; Quick96's one group is its special case (the Trainer test
+    below and the slow SGD test split Quick96)."""
     folder = tmp_path_factory.mktemp("multidevice")
     rng = np.random.default_rng(0)
     keras.utils.set_random_seed(0)
-    q96_options = dict(quick96.TINY_OPTIONS)
-    q96 = quick96.build(q96_options)
-    batches = _batches(quick96.TINY.resolution, rng)
-    q96_case = save_case(folder, quick96.NAME, q96_options, [q96], batches)
     options = tiny_options(saehd.SPEC, **SAEHD_TINY)
     training = saehd.make_training(options, saehd.build(options))
     assert tuple(g.name for g in training.groups) == SAEHD_GROUPS
     batches = _batches(int(options["resolution"]), rng)
-    saehd_case = save_case(folder, saehd.NAME, options, list(training.models), batches)
-    return [q96_case, saehd_case]
+    return [save_case(folder, saehd.NAME, options, list(training.models), batches)]
 
 
 @pytest.fixture(scope="module")
@@ -101,7 +101,7 @@ def test_two_devices_give_the_losses_of_one(
                     got[key], value, rel_tol=LOSS_RELATIVE_TOLERANCE, abs_tol=LOSS_TOLERANCE
                 )
                 assert close, (case.stem, step, key, got, value)
-    saehd_losses = runs[backend_name][1][0]["losses"][0]
+    saehd_losses = runs[backend_name][0][0]["losses"][0]
     assert {f"{g}_loss" for g in SAEHD_GROUPS} <= set(saehd_losses)
 
 
