@@ -17,13 +17,22 @@ if python3 -c 'import sys; sys.exit(sys.version_info >= (3, 12))'; then
 else
   echo "note: Python >= 3.12 has no onnxruntime 1.15.1; the DeepFaceLive-runtime check is skipped"
 fi
-KERAS_BACKEND=tensorflow python3 -m pytest -q "$@"
+# Two workers, each test file on one of them (module fixtures stay whole): the e2e tests spend
+# much of their time waiting on a terminal, a window or a child process.
+KERAS_BACKEND=tensorflow python3 -m pytest -q -n 2 --dist loadfile "$@"
+# Again on JAX and torch: what each backend computes itself (layers, losses, optimizers, bf16,
+# a tiny Quick96 learning). Training every model on every backend from shared weights is
+# tests/test_backends.py's job (children per backend, in the run above), a CLI training run on
+# JAX is tests/test_no_tensorflow.py's; torch gets one here.
 BACKEND_TESTS=(
   tests/test_nn.py tests/test_losses.py tests/test_optimizers.py tests/test_quick96.py
-  tests/test_saehd_train.py tests/test_precision.py
-  tests/test_e2e_terminal.py::test_piped_input_takes_defaults_and_exits_at_target
+  tests/test_precision.py
 )
 for backend in jax torch; do
   echo "--- backend: $backend"
-  KERAS_BACKEND=$backend python3 -m pytest -q "${BACKEND_TESTS[@]}"
+  extra=()
+  if [ "$backend" = torch ]; then
+    extra=(tests/test_e2e_terminal.py::test_piped_input_takes_defaults_and_exits_at_target)
+  fi
+  KERAS_BACKEND=$backend python3 -m pytest -q "${BACKEND_TESTS[@]}" ${extra[@]+"${extra[@]}"}
 done

@@ -10,9 +10,13 @@ from pathlib import Path
 
 import pytest
 
+from dfl.models.saehd.model import TINY_OPTIONS as SAEHD_TINY
+
 pytest.importorskip("jax")
 
 DEMO_FACES = 8
+# the smallest SAEHD its option table allows (batch_size and the sizes), as --opt flags
+TINY_SAEHD_FLAGS = [f for k, v in SAEHD_TINY.items() for f in ("--opt", f"{k}={v}")]
 TIMEOUT_S = 600
 # Runs `dfl` with every import of tensorflow failing, as where it is not installed.
 WITHOUT_TENSORFLOW = """
@@ -57,17 +61,18 @@ def test_trains_with_jax_when_tensorflow_is_absent(tmp_path: Path) -> None:
             "--workspace",
             str(workspace),
             "--model",
-            "Quick96",
+            "SAEHD",
             "--force-model-name",
             "nojax",
             "--no-preview",
+            *TINY_SAEHD_FLAGS,  # SAEHD's sizes are options: a tiny one compiles in seconds
             "--opt",
             "target_iter=2",
         ],
         tmp_path,
     )
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
-    folder = workspace / "model" / "nojax_Quick96"
+    folder = workspace / "model" / "nojax_SAEHD"
     pointer = (folder / "current").read_text().strip()
     state = json.loads((folder / "checkpoints" / pointer / "state.json").read_text())
     assert state["iteration"] == 2 and state["backend"] == "jax"

@@ -14,9 +14,7 @@ from dfl import backend
 
 backend.select(None)
 
-from dfl.data.faceset import load_faceset  # noqa: E402
 from dfl.models.saehd import model as saehd  # noqa: E402
-from dfl.options import resolve_options  # noqa: E402
 from dfl.store.model_store import ModelStore  # noqa: E402
 from dfl.store.optimizer_state import (  # noqa: E402
     COUNTER_KEY,
@@ -26,41 +24,19 @@ from dfl.store.optimizer_state import (  # noqa: E402
 )
 from dfl.store.weights import weights_to_arrays  # noqa: E402
 from dfl.training.trainer import Trainer, TrainingSetup  # noqa: E402
+from tests.helpers import make_setup, tiny_options  # noqa: E402
 
-pytestmark = pytest.mark.slow  # each test builds and traces a tiny SAEHD a few times
-
-FACESET = Path(__file__).parent / "data" / "dfl-faceset"
+SLOW = pytest.mark.slow  # builds and traces a tiny SAEHD a few times
 G_OPT = "src_dst_opt"
-TINY = {
-    "resolution": 64,
-    "ae_dims": 32,
-    "e_dims": 16,
-    "d_dims": 16,
-    "d_mask_dims": 16,
-    "batch_size": 2,
-    "face_type": "f",
-}
 
 
 def options_for(archi: str, **extra) -> dict:
-    given = {"archi": archi, **TINY, "gan_power": 0.0, "seed": 1, **extra}
-    return resolve_options(saehd.option_table(None), overrides=given).options
+    return tiny_options(saehd.SPEC, archi=archi, face_type="f", gan_power=0.0, seed=1, **extra)
 
 
 def setup_for(folder: Path, options: dict, resume: bool = False) -> TrainingSetup:
-    return TrainingSetup(
-        spec=saehd.SPEC,
-        name="tiny",
-        store=ModelStore(folder),
-        options=options,
-        device="cpu",
-        backend="tensorflow",
-        src=load_faceset(FACESET / "src").samples,
-        dst=load_faceset(FACESET / "dst").samples,
-        loaded=ModelStore(folder).load() if resume else None,
-        seed=1,
-        workers=1,
-    )
+    loaded = ModelStore(folder).load() if resume else None
+    return make_setup(saehd.SPEC, folder, options, loaded=loaded)
 
 
 def train(folder: Path, options: dict, steps: int, resume: bool) -> tuple[dict, list[str]]:
@@ -95,6 +71,7 @@ def moments(arrays: dict) -> set[str]:
     return {k for k in arrays if k.endswith(("/ms", "/vs", "/acc"))}
 
 
+@SLOW
 def test_lr_dropout_toggle_keeps_the_moments_and_counter(tmp_path: Path) -> None:
     folder = tmp_path / "lrd_SAEHD"
     options = options_for("df-ud", lr_dropout="n")
@@ -111,6 +88,7 @@ def test_lr_dropout_toggle_keeps_the_moments_and_counter(tmp_path: Path) -> None
         trainer.close()
 
 
+@SLOW
 def test_random_warp_toggle_on_liae_keeps_frozen_moments(tmp_path: Path) -> None:
     folder = tmp_path / "rw_SAEHD"
     options = options_for("liae-ud", random_warp=True)
@@ -133,6 +111,7 @@ def test_random_warp_toggle_on_liae_keeps_frozen_moments(tmp_path: Path) -> None
         trainer.close()
 
 
+@SLOW
 def test_a_new_trained_network_is_reported_with_counts(tmp_path: Path) -> None:
     folder = tmp_path / "new_SAEHD"
     options = options_for("liae-ud", random_warp=False)
@@ -149,6 +128,7 @@ def test_a_new_trained_network_is_reported_with_counts(tmp_path: Path) -> None:
         trainer.close()
 
 
+@SLOW
 def test_pretraining_end_keeps_the_moments_and_counter(tmp_path: Path) -> None:
     folder = tmp_path / "pre_SAEHD"
     options = options_for("liae-ud", pretrain=True)
@@ -164,6 +144,7 @@ def test_pretraining_end_keeps_the_moments_and_counter(tmp_path: Path) -> None:
         trainer.close()
 
 
+@SLOW
 def test_an_old_index_keyed_checkpoint_still_loads(tmp_path: Path) -> None:
     folder = tmp_path / "old_SAEHD"
     options = options_for("df-ud")
@@ -195,6 +176,7 @@ def test_an_old_index_keyed_checkpoint_still_loads(tmp_path: Path) -> None:
         trainer.close()
 
 
+@SLOW
 def test_discriminators_switched_off_are_kept_and_reloaded(tmp_path: Path) -> None:
     folder = tmp_path / "gan_SAEHD"
     on = options_for("df-ud", gan_power=0.1, gan_patch_size=8, gan_dims=4, true_face_power=0.01)
