@@ -28,11 +28,22 @@ BACKEND_TESTS=(
   tests/test_nn.py tests/test_losses.py tests/test_optimizers.py tests/test_quick96.py
   tests/test_precision.py
 )
+# The two runs at once (each mostly one busy core), their output shown in turn.
+pids=()
 for backend in jax torch; do
-  echo "--- backend: $backend"
   extra=()
   if [ "$backend" = torch ]; then
     extra=(tests/test_e2e_terminal.py::test_piped_input_takes_defaults_and_exits_at_target)
   fi
-  KERAS_BACKEND=$backend python3 -m pytest -q "${BACKEND_TESTS[@]}" ${extra[@]+"${extra[@]}"}
+  KERAS_BACKEND=$backend python3 -m pytest -q -p no:cacheprovider "${BACKEND_TESTS[@]}" \
+    ${extra[@]+"${extra[@]}"} > ".backend-$backend.log" 2>&1 &
+  pids+=($!)
 done
+status=0
+for i in 0 1; do
+  backend=$([ "$i" = 0 ] && echo jax || echo torch)
+  wait "${pids[$i]}" || status=1
+  echo "--- backend: $backend"
+  cat ".backend-$backend.log"
+done
+exit $status
