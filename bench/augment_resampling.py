@@ -43,13 +43,14 @@ DFL_GRID_SHIFT_PX = 0.5  # DFL's grid with zero offsets samples half a pixel dow
 BORDER_PX = 8  # compared away from the edges, where the two border rules differ on purpose
 
 
-def dfl_order(image: np.ndarray, crop: np.ndarray, affine: np.ndarray, params, w: int):
-    """(target, warped) made as DFL orders it: crop, grid remap (black border), affine."""
+def dfl_order(image: np.ndarray, params, w: int, affine: np.ndarray, crop: np.ndarray):
+    """(target, warped) made as DFL orders it: crop, grid remap (black border), affine (the
+    arguments of dfl's augment.warp_images)."""
     size = (w, w)
     face = cv2.warpAffine(
         image, crop[:2], size, flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE
     )
-    grid = augment._pixel_grid(w) + DFL_GRID_SHIFT_PX
+    grid = augment.pixel_grid(w) + DFL_GRID_SHIFT_PX
     if params.grid is not None:
         grid = grid + augment.grid_offsets(params, w)
     bent = cv2.remap(face, grid, None, cv2.INTER_CUBIC, borderMode=cv2.BORDER_CONSTANT)
@@ -57,10 +58,6 @@ def dfl_order(image: np.ndarray, crop: np.ndarray, affine: np.ndarray, params, w
     target = cv2.warpAffine(face, affine[:2], size, **flags)
     warped = cv2.warpAffine(bent, affine[:2], size, **flags)
     return target, warped
-
-
-def ours(image: np.ndarray, crop: np.ndarray, affine: np.ndarray, params, w: int):
-    return augment._warp_images(image, params, w, affine, crop)
 
 
 def reference(image, crop, affine, params, w, shift_px: float = 0.0):
@@ -74,7 +71,7 @@ def reference(image, crop, affine, params, w, shift_px: float = 0.0):
     )
     shifted = np.eye(3)
     shifted[:2, 2] = shift_px  # DFL reads the crop half a pixel down and right
-    warp_map = augment._warp_map(params, w, affine, np.linalg.inv(shifted) @ crop)
+    warp_map = augment.warp_map(params, w, affine, np.linalg.inv(shifted) @ crop)
     warped = cv2.remap(image, warp_map, None, cv2.INTER_LANCZOS4, borderMode=cv2.BORDER_REPLICATE)
     return target, warped
 
@@ -115,17 +112,17 @@ def main() -> None:
         for _ in range(args.draws):
             params = augment.draw_warp_params(cfg, rng)
             affine = augment.affine_matrix(params, w)
-            for name, make in (("ours", ours), ("dfl", dfl_order)):
+            for name, make in (("ours", augment.warp_images), ("dfl", dfl_order)):
                 start = time.perf_counter()
-                target, warped = make(image, crop, affine, params, w)
+                target, warped = make(image, params, w, affine, crop)
                 times[name] += time.perf_counter() - start
                 shift = DFL_GRID_SHIFT_PX if name == "dfl" else 0.0
                 ref_target, ref_warped = reference(image, crop, affine, params, w, shift)
                 figures[f"{name}_target"].append(psnr(target, ref_target))
                 figures[f"{name}_warped"].append(psnr(warped, ref_warped))
             flat = replace(params, grid=np.zeros_like(params.grid))  # the grid's own shift only
-            for name, make in (("ours", ours), ("dfl", dfl_order)):
-                target, warped = make(image, crop, affine, flat, w)
+            for name, make in (("ours", augment.warp_images), ("dfl", dfl_order)):
+                target, warped = make(image, flat, w, affine, crop)
                 offsets[name].append(offset(target, warped))
     count = len(samples) * args.draws
     print(

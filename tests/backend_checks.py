@@ -27,6 +27,7 @@ from keras import ops  # noqa: E402
 from dfl.backend import make_step  # noqa: E402
 from dfl.backend.step import LossGroup  # noqa: E402
 from dfl.models import registry  # noqa: E402
+from dfl.models.amp import model as amp  # noqa: E402
 from dfl.models.quick96 import model as quick96  # noqa: E402
 from dfl.nn import blocks, losses  # noqa: E402
 from dfl.nn.optimizers import RMSprop  # noqa: E402
@@ -101,7 +102,7 @@ def train(path: str, counts: str = "1", evaluate: bool = False) -> list[dict]:
             run["before"] = step.evaluate(batches[0])
         run["losses"] = [step(batch) for batch in batches]
         step.sync()  # as a save or preview does; then an eager forward pass and one more step
-        if name != "AMP":  # Quick96's and SAEHD's autoencoder comes first
+        if name != amp.NAME:  # Quick96's and SAEHD's autoencoder comes first
             networks[0].predict_preview(batches[0]["target_src"], batches[0]["target_dst"])
         step.refresh()
         run["losses"].append(step(batches[-1]))
@@ -115,13 +116,12 @@ def sgd_update(path: str, counts: str = "1") -> list[dict]:
     """The case's Quick96 with plain SGD at learning rate 1 (a weight's change is minus its
     gradient), one step on its first batch on each number of devices in `counts`: the change of
     every weight goes to `<case>.update<n>.npz`."""
-    name, options, weights, batches = _load_case(path)
-    spec = registry.load(name)
+    _, options, weights, batches = _load_case(path)
     runs = []
     for n in map(int, counts.split(",")):
         keras.utils.set_random_seed(SEED)
         with backend.data_parallel(n):
-            model = spec.build(options)
+            model = quick96.build(options)
             optimizer = keras.optimizers.SGD(learning_rate=1.0)
             step = backend.make_model_step(model, quick96.compute_losses, optimizer)
         model.set_weights([weights[k] for k in sorted(weights)])

@@ -11,6 +11,7 @@ resumes a tiny Quick96 on 2 devices (JAX). torch refuses several devices.
 from __future__ import annotations
 
 import math
+import subprocess
 from pathlib import Path
 
 import keras
@@ -52,10 +53,13 @@ SAEHD_GROUPS = ("src_dst", "D_code", "GAN")
 SPLITTING_BACKENDS = ("tensorflow", "jax")
 
 
-def _on_devices(backend_name: str, plan: backends.Plan) -> list:
+def _start_on_devices(backend_name: str, plan: backends.Plan) -> subprocess.Popen:
     """The plan in a child on `backend_name` with the CPU split into DEVICES devices."""
-    env = {backend.CPU_DEVICES_ENV: str(DEVICES)}
-    return backends.results(backends.start(backend_name, plan, **env))
+    return backends.start(backend_name, plan, **{backend.CPU_DEVICES_ENV: str(DEVICES)})
+
+
+def _on_devices(backend_name: str, plan: backends.Plan) -> list:
+    return backends.results(_start_on_devices(backend_name, plan))
 
 
 def _batches(resolution: int, rng: np.random.Generator) -> list[dict[str, np.ndarray]]:
@@ -81,8 +85,7 @@ def cases(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
 def runs(cases: list[Path]) -> dict[str, list[list[dict]]]:
     """Every case on 1 and on 2 devices, per backend: one child per backend, all at once."""
     plan: backends.Plan = [("train", [str(case), SPLIT]) for case in cases]
-    env = {backend.CPU_DEVICES_ENV: str(DEVICES)}
-    children = {name: backends.start(name, plan, **env) for name in SPLITTING_BACKENDS}
+    children = {name: _start_on_devices(name, plan) for name in SPLITTING_BACKENDS}
     return {name: backends.results(child) for name, child in children.items()}
 
 

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import keras
 import numpy as np
 import pytest
@@ -15,6 +17,8 @@ from dfl.nn import archi_networks as networks
 from dfl.nn import autoencoders as archi
 from dfl.nn import discriminators, losses
 from tests.helpers import to_np
+
+to_np64 = functools.partial(to_np, dtype=np.float64)  # compared with float64 references
 
 RES = 32
 B = 2
@@ -219,10 +223,10 @@ def test_style_loss_matches_numpy():
     _, o = make_batch()
     a, b = o["pred_src"], o["pred_dst"]
     for radius, weight in ((0.0, 1.0), (4, 7.5)):
-        got = to_np(losses.style_loss(a, b, blur_radius=radius, weight=weight))
+        got = to_np64(losses.style_loss(a, b, blur_radius=radius, weight=weight))
         assert got.shape == (B,)
         np.testing.assert_allclose(got, np_style(a, b, radius, weight), rtol=1e-4, atol=1e-7)
-    np.testing.assert_allclose(to_np(losses.style_loss(a, a, 2, 100.0)), 0.0, atol=1e-6)
+    np.testing.assert_allclose(to_np64(losses.style_loss(a, a, 2, 100.0)), 0.0, atol=1e-6)
     with pytest.raises(ValueError, match="channel"):
         losses.style_loss(a, o["pred_src_mask"])
 
@@ -230,15 +234,15 @@ def test_style_loss_matches_numpy():
 def test_total_variation_mae_and_blurred_masks_match_numpy():
     i, o = make_batch()
     np.testing.assert_allclose(
-        to_np(losses.total_variation_mse(o["pred_src"])), np_tv(o["pred_src"]), rtol=1e-5
+        to_np64(losses.total_variation_mse(o["pred_src"])), np_tv(o["pred_src"]), rtol=1e-5
     )
     np.testing.assert_allclose(
-        to_np(losses.mae(o["pred_src"], o["pred_dst"])),
+        to_np64(losses.mae(o["pred_src"], o["pred_dst"])),
         np_mae(o["pred_src"], o["pred_dst"]),
         rtol=1e-5,
     )
     m = i["mask_src"]
-    mb = to_np(losses.clipped_mask_blur(m, max(1, RES // 32)))
+    mb = to_np64(losses.clipped_mask_blur(m, max(1, RES // 32)))
     np.testing.assert_allclose(mb, np_mask_blur(m, RES), atol=1e-6)
     # 1 wherever the mask is 1 (grown outward), 0 far outside, a ramp in between
     assert np.all(mb[m > 0] > 0.999)
@@ -252,21 +256,21 @@ def test_blur_out_mask_matches_numpy():
     i, _ = make_batch()
     t, m = i["target_src"], i["mask_src"]
     for sigma in (RES / 128, 2.0):
-        got = to_np(losses.blur_out_mask(t, m, sigma))
+        got = to_np64(losses.blur_out_mask(t, m, sigma))
         np.testing.assert_allclose(got, np_blur_out(t, m, sigma), rtol=1e-4, atol=1e-5)
         np.testing.assert_allclose(got[m[..., 0] > 0], t[m[..., 0] > 0], atol=1e-6)  # face kept
     # a mask that is 1 everywhere: y = 0 is replaced by 1 and the target comes back unchanged
     ones = np.ones_like(m)
-    np.testing.assert_allclose(to_np(losses.blur_out_mask(t, ones, 2.0)), t, atol=1e-6)
+    np.testing.assert_allclose(to_np64(losses.blur_out_mask(t, ones, 2.0)), t, atol=1e-6)
 
 
 def test_cross_entropy_and_dfl_label_conventions():
     logits = np.array([[-100.0, -3.0, 0.0], [0.5, 4.0, 100.0]], np.float32).reshape(2, 1, 3, 1)
     for label in (0.0, 1.0):
-        got = to_np(losses.bce(label, logits))
+        got = to_np64(losses.bce(label, logits))
         assert got.shape == (2,) and np.all(np.isfinite(got))
         np.testing.assert_allclose(got, np_bce(label, logits), rtol=1e-5, atol=1e-6)
-    elem = to_np(losses.sigmoid_cross_entropy(np.full_like(logits, 0.3), logits))
+    elem = to_np64(losses.sigmoid_cross_entropy(np.full_like(logits, 0.3), logits))
     x = logits.astype(np.float64)
     np.testing.assert_allclose(
         elem, np.maximum(x, 0) - 0.3 * x + np.log1p(np.exp(-np.abs(x))), rtol=1e-5
@@ -274,16 +278,16 @@ def test_cross_entropy_and_dfl_label_conventions():
     # D: real -> 1, fake -> 0; G: fake -> 1
     real, fake = logits[1:], logits[:1]
     np.testing.assert_allclose(
-        to_np(losses.discriminator_loss(real, fake)),
+        to_np64(losses.discriminator_loss(real, fake)),
         0.5 * (np_bce(1, real) + np_bce(0, fake)),
         rtol=1e-5,
     )
     np.testing.assert_allclose(
-        to_np(losses.generator_adversarial_loss(fake)), np_bce(1, fake), rtol=1e-5
+        to_np64(losses.generator_adversarial_loss(fake)), np_bce(1, fake), rtol=1e-5
     )
     confident = np.full((1, 2, 2, 1), 20.0, np.float32)
-    assert to_np(losses.discriminator_loss(confident, -confident))[0] < 1e-8
-    assert to_np(losses.generator_adversarial_loss(-confident))[0] > 19.0
+    assert to_np64(losses.discriminator_loss(confident, -confident))[0] < 1e-8
+    assert to_np64(losses.generator_adversarial_loss(-confident))[0] > 19.0
 
 
 # --------------------------------------------------------------------------------- LossConfig
@@ -359,7 +363,7 @@ def test_generator_terms_match_numpy(extra):
     want = np_generator_terms(outputs, inputs, cfg)
     assert set(got) == set(want)
     for key, value in want.items():
-        np.testing.assert_allclose(to_np(got[key]), value, rtol=2e-4, atol=1e-6, err_msg=key)
+        np.testing.assert_allclose(to_np64(got[key]), value, rtol=2e-4, atol=1e-6, err_msg=key)
     if extra is ALL_ON:
         assert {
             "src_eyes_mouth",
@@ -375,7 +379,7 @@ def test_generator_terms_match_numpy(extra):
 def test_eyes_mouth_term_weight_is_300_on_unmasked_images():
     inputs, outputs = make_batch()
     cfg = sl.LossConfig(RES, eyes_mouth_prio=True, masked_training=True)
-    got = to_np(sl.generator_terms(outputs, inputs, cfg)["dst_eyes_mouth"])
+    got = to_np64(sl.generator_terms(outputs, inputs, cfg)["dst_eyes_mouth"])
     em = inputs["em_dst"].astype(np.float64)
     ref = np.abs(inputs["target_dst"] * em - outputs["pred_dst"] * em).mean(axis=(1, 2, 3))
     np.testing.assert_allclose(got, 300 * ref, rtol=1e-5)
@@ -388,11 +392,11 @@ def test_two_dssim_windows_at_256():
     got = sl.generator_terms(outputs, inputs, cfg)
     want = np_generator_terms(outputs, inputs, cfg)
     for key in ("src_dssim", "dst_dssim", "src_mse", "dst_mask"):
-        np.testing.assert_allclose(to_np(got[key]), want[key], rtol=2e-4, atol=1e-6, err_msg=key)
+        np.testing.assert_allclose(to_np64(got[key]), want[key], rtol=2e-4, atol=1e-6, err_msg=key)
     t = inputs["target_src"] * np_mask_blur(inputs["mask_src"], 256)
     p = outputs["pred_src"] * np_mask_blur(inputs["mask_src"], 256)
     one_window = 10 * np_dssim(t, p, 22)
-    assert not np.allclose(to_np(got["src_dssim"]), one_window, rtol=1e-3)
+    assert not np.allclose(to_np64(got["src_dssim"]), one_window, rtol=1e-3)
 
 
 def test_generator_losses_sum_the_batch_and_report_means():
@@ -405,10 +409,10 @@ def test_generator_losses_sum_the_batch_and_report_means():
     src = sum(v for k, v in want.items() if k.startswith("src_") or k in ("face_style", "bg_style"))
     dst = sum(v for k, v in want.items() if k.startswith("dst_"))
     g = src + dst + want["true_face"] + want["gan"] + want["gan_tv"] + want["gan_bg"]
-    np.testing.assert_allclose(float(to_np(res["loss"])), g.sum(), rtol=2e-4)
-    np.testing.assert_allclose(float(to_np(res["src_loss"])), src.mean(), rtol=2e-4)
-    np.testing.assert_allclose(float(to_np(res["dst_loss"])), dst.mean(), rtol=2e-4)
-    np.testing.assert_allclose(float(to_np(res["gan"])), want["gan"].mean(), rtol=2e-4)
+    np.testing.assert_allclose(float(to_np64(res["loss"])), g.sum(), rtol=2e-4)
+    np.testing.assert_allclose(float(to_np64(res["src_loss"])), src.mean(), rtol=2e-4)
+    np.testing.assert_allclose(float(to_np64(res["dst_loss"])), dst.mean(), rtol=2e-4)
+    np.testing.assert_allclose(float(to_np64(res["gan"])), want["gan"].mean(), rtol=2e-4)
     with pytest.raises(ValueError, match="code discriminator"):
         sl.generator_losses(outputs, inputs, cfg, gan_discriminator=toy_gan)
     with pytest.raises(ValueError, match="GAN"):
@@ -423,12 +427,12 @@ def test_code_discriminator_loss_dst_is_real():
         np_bce(1, np_toy_code_d(outputs["dst_code"].astype(np.float64)))
         + np_bce(0, np_toy_code_d(outputs["src_code"].astype(np.float64)))
     )
-    np.testing.assert_allclose(float(to_np(got["loss"])), per.sum(), rtol=1e-5)
-    np.testing.assert_allclose(float(to_np(got["d_code_loss"])), per.mean(), rtol=1e-5)
+    np.testing.assert_allclose(float(to_np64(got["loss"])), per.sum(), rtol=1e-5)
+    np.testing.assert_allclose(float(to_np64(got["d_code_loss"])), per.mean(), rtol=1e-5)
     # swapping the roles of the codes changes the loss: dst codes are labelled real
     swapped = {"src_code": outputs["dst_code"], "dst_code": outputs["src_code"]}
     assert (
-        abs(float(to_np(sl.code_discriminator_losses(toy_code_d, swapped)["loss"])) - per.sum())
+        abs(float(to_np64(sl.code_discriminator_losses(toy_code_d, swapped)["loss"])) - per.sum())
         > 1e-3
     )
 
@@ -443,8 +447,8 @@ def test_gan_discriminator_loss_matches_numpy(masked):
     mb = np_mask_blur(inputs["mask_src"], RES) if masked else 1.0
     (fc, fp), (rc, rp) = np_toy_gan(p * mb), np_toy_gan(t * mb)
     per = 0.5 * (np_bce(1, rc) + np_bce(0, fc)) + 0.5 * (np_bce(1, rp) + np_bce(0, fp))
-    np.testing.assert_allclose(float(to_np(got["loss"])), per.sum(), rtol=1e-5)
-    np.testing.assert_allclose(float(to_np(got["gan_d_loss"])), per.mean(), rtol=1e-5)
+    np.testing.assert_allclose(float(to_np64(got["loss"])), per.sum(), rtol=1e-5)
+    np.testing.assert_allclose(float(to_np64(got["gan_d_loss"])), per.mean(), rtol=1e-5)
 
 
 @pytest.mark.skipif(keras.backend.backend() != "tensorflow", reason="uses tf.GradientTape")
@@ -501,10 +505,10 @@ def test_losses_with_tiny_networks_and_real_discriminators():
     d_code = sl.code_discriminator_losses(code_d, outputs)
     gan_d = sl.gan_discriminator_losses(gan, outputs, inputs, cfg)
     for result in (g, d_code, gan_d):
-        assert all(np.isfinite(to_np(v)).all() for v in result.values())
+        assert all(np.isfinite(to_np64(v)).all() for v in result.values())
     # fresh discriminators sit near chance: BCE ≈ log 2 for each of the D's outputs
-    assert 0.5 < float(to_np(d_code["d_code_loss"])) < 0.9
-    assert 1.0 < float(to_np(gan_d["gan_d_loss"])) < 1.8
+    assert 0.5 < float(to_np64(d_code["d_code_loss"])) < 0.9
+    assert 1.0 < float(to_np64(gan_d["gan_d_loss"])) < 1.8
 
 
 @pytest.mark.parametrize("layout", ["df", "liae"])
@@ -527,4 +531,4 @@ def test_required_outputs_match_the_autoencoders_extra_outputs(layout):
         code_d = discriminators.build_code_discriminator(32, arch.code_res, base_ch=8)
     result = sl.generator_losses(outputs, inputs, cfg, code_discriminator=code_d)
     assert {"face_style", "bg_style"} <= set(result)
-    assert all(np.isfinite(to_np(v)).all() for v in result.values())
+    assert all(np.isfinite(to_np64(v)).all() for v in result.values())

@@ -145,7 +145,7 @@ def grid_offsets(params: WarpParams, w: int) -> np.ndarray:
 
 
 @functools.lru_cache(maxsize=8)
-def _pixel_grid(w: int) -> np.ndarray:
+def pixel_grid(w: int) -> np.ndarray:
     """(w, w, 2) float32 pixel coordinates (x, y); read-only, shared."""
     xs, ys = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(w, dtype=np.float32))
     xy = np.ascontiguousarray(np.dstack([xs, ys]))
@@ -259,7 +259,7 @@ def warp_sample(
         reference = _checked_reference(ct_reference, sample, cfg)
         source = color_transferred_crop(image, crop, cfg, reference, ct_rng)
         image_crop = np.eye(3)  # source is already the crop
-    target, warped = _warp_images(source, params, work, affine, image_crop)
+    target, warped = warp_images(source, params, work, affine, image_crop)
     mask_out = _warp_masks(masks, affine @ crop, work)  # stored image -> output
     res = cfg.resolution
     if work != res:
@@ -297,7 +297,7 @@ def _checked_reference(
     return reference
 
 
-def _warp_images(
+def warp_images(
     source: np.ndarray, params: WarpParams, work: int, affine: np.ndarray, crop: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
     """(target, warped) at the work resolution, float32 on the 0..255 scale: the target one
@@ -311,7 +311,7 @@ def _warp_images(
         return target, target.copy()
     warped = cv2.remap(
         source,
-        _warp_map(params, work, affine, crop),
+        warp_map(params, work, affine, crop),
         None,
         cv2.INTER_CUBIC,
         borderMode=cv2.BORDER_REPLICATE,
@@ -338,7 +338,7 @@ def _resize(image: np.ndarray, res: int) -> np.ndarray:
     return cv2.resize(image, (res, res), interpolation=cv2.INTER_AREA)
 
 
-def _warp_map(params: WarpParams, w: int, affine: np.ndarray, crop: np.ndarray) -> np.ndarray:
+def warp_map(params: WarpParams, w: int, affine: np.ndarray, crop: np.ndarray) -> np.ndarray:
     """(w, w, 2) float32 remap map from the output to the stored image, grid warp included.
 
     Output pixel p shows the stored image at crop^-1(q + d(q)), with q = affine^-1(p) and d the
@@ -361,7 +361,7 @@ def _warp_map(params: WarpParams, w: int, affine: np.ndarray, crop: np.ndarray) 
     back = np.linalg.inv(affine @ crop)[:2]
     crop_inv_linear = np.zeros((2, 3))
     crop_inv_linear[:, :2] = np.linalg.inv(crop)[:2, :2]
-    return cv2.add(cv2.transform(_pixel_grid(w), back), cv2.transform(d, crop_inv_linear))
+    return cv2.add(cv2.transform(pixel_grid(w), back), cv2.transform(d, crop_inv_linear))
 
 
 def process_sample(

@@ -203,11 +203,9 @@ class MergerWindow:
         if c.is_done(i):
             if self.shown == (i, settings):
                 return
-            written = self.merger.read_output(i) if i not in c.failed else None
-            if written is not None:
-                self._show_result(i, settings, written)
-                return
-            if i in c.failed and self.image is not None:
+            shown = self.merger.read_output(i) if i not in c.failed else self._last_shown()
+            if shown is not None:
+                self._show_result(i, settings, shown)
                 return
             c.merged.pop(i, None)  # unreadable: merge it again
         batch = range(i, min(c.count, i + self.merger.predictor.batch_size))
@@ -223,6 +221,12 @@ class MergerWindow:
             return
         c.mark_merged(i, settings)
         self._show_result(i, settings, result)
+
+    def _last_shown(self) -> MergedFrame | None:
+        """The image on screen with its mask, or None before the first merge."""
+        if self.image is None or self.mask is None:
+            return None
+        return MergedFrame(self.image, self.mask)
 
     def _show_result(self, i: int, settings: Any, merged: MergedFrame) -> None:
         image = merged.image
