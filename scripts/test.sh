@@ -20,13 +20,12 @@ fi
 # Two workers, each test file on one of them (module fixtures stay whole): the e2e tests spend
 # much of their time waiting on a terminal, a window or a child process.
 KERAS_BACKEND=tensorflow python3 -m pytest -q -n 2 --dist loadfile "$@"
-# Again on JAX and torch: what each backend computes itself (layers, losses, optimizers, bf16,
-# a tiny Quick96 learning). Training every model on every backend from shared weights is
-# tests/test_backends.py's job (children per backend, in the run above), a CLI training run on
-# JAX is tests/test_no_tensorflow.py's; torch gets one here.
+# Again on JAX and torch: what each backend computes itself (layers, losses, optimizers, bf16).
+# Training every model on every backend from shared weights (learning, sync, previews, a
+# non-finite step skipped) is tests/test_backends.py's job (children per backend, in the run
+# above), a CLI training run on JAX is tests/test_no_tensorflow.py's; torch gets one here.
 BACKEND_TESTS=(
-  tests/test_nn.py tests/test_losses.py tests/test_optimizers.py tests/test_quick96.py
-  tests/test_precision.py
+  tests/test_nn.py tests/test_losses.py tests/test_optimizers.py tests/test_precision.py
 )
 # The two runs at once (each mostly one busy core), their output shown in turn.
 pids=()

@@ -46,7 +46,27 @@ def weights(trainer: Trainer) -> list[np.ndarray]:
     return [keras.ops.convert_to_numpy(w).copy() for w in trainer.model.weights]
 
 
-def test_bf16_computes_in_bfloat16_and_keeps_float32_weights_and_outputs(tmp_path: Path) -> None:
+def poison_the_next_batch(trainer: Trainer, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The trainer's next batch holds a NaN pixel; the ones after it are clean."""
+    real_next_inputs = trainer.setup.spec.next_inputs
+    poisoned = {"left": 1}
+
+    def next_inputs(iteration, inputs, previous):
+        inputs = dict(real_next_inputs(iteration, inputs, previous))
+        if poisoned["left"]:
+            poisoned["left"] -= 1
+            inputs["warped_src"] = inputs["warped_src"].copy()
+            inputs["warped_src"][0, 0, 0, 0] = np.nan
+        return inputs
+
+    spec = dataclasses.replace(trainer.setup.spec, next_inputs=next_inputs)
+    monkeypatch.setattr(trainer.setup, "spec", spec)
+
+
+def test_bf16_trains_in_bfloat16_then_a_non_finite_step_falls_back_to_float32(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One model (building and compiling is most of the cost): two bf16 steps, then a NaN."""
     trainer = make_trainer(tmp_path / "m", bf16=True)
     try:
         assert compute_dtypes(trainer) == {"bfloat16"}
@@ -61,6 +81,21 @@ def test_bf16_computes_in_bfloat16_and_keeps_float32_weights_and_outputs(tmp_pat
         outputs = trainer.model(trainer.last_inputs, training=False)
         assert keras.backend.standardize_dtype(outputs["pred_src"].dtype) == "float32"
         assert keras.backend.standardize_dtype(outputs["pred_dst_mask"].dtype) == "float32"
+
+        poison_the_next_batch(trainer, monkeypatch)
+        before = after
+        trainer.train_one()
+        # bf16 is off, for good, and the step done again in float32 (still NaN: skipped)
+        assert trainer.setup.options["bf16"] is False
+        assert compute_dtypes(trainer) == {"float32"}
+        assert any("bf16 is now off" in m for m in trainer.take_messages())
+        assert trainer.take_messages() == []
+        assert trainer.last_step_skipped and trainer.iteration == 2
+        after = weights(trainer)
+        assert all(np.array_equal(a, b) for a, b in zip(before, after, strict=True))
+        _ms, losses = trainer.train_one()  # training goes on in float32
+        assert all(np.isfinite(losses)) and trainer.iteration == 3
+        assert trainer.state().options["bf16"] is False  # saved with the model
     finally:
         trainer.close()
 
@@ -70,38 +105,5 @@ def test_fp32_is_the_default(tmp_path: Path) -> None:
     try:
         assert trainer.setup.options["bf16"] is False
         assert compute_dtypes(trainer) == {"float32"}
-    finally:
-        trainer.close()
-
-
-def test_a_non_finite_bf16_step_falls_back_to_float32(tmp_path: Path, monkeypatch) -> None:
-    trainer = make_trainer(tmp_path / "m", bf16=True)
-    real_next_inputs = trainer.setup.spec.next_inputs
-    poisoned = {"left": 1}
-
-    def next_inputs(iteration, inputs, previous):  # the first batch holds a NaN pixel
-        inputs = dict(real_next_inputs(iteration, inputs, previous))
-        if poisoned["left"]:
-            poisoned["left"] -= 1
-            inputs["warped_src"] = inputs["warped_src"].copy()
-            inputs["warped_src"][0, 0, 0, 0] = np.nan
-        return inputs
-
-    spec = dataclasses.replace(trainer.setup.spec, next_inputs=next_inputs)
-    monkeypatch.setattr(trainer.setup, "spec", spec)
-    try:
-        before = weights(trainer)
-        trainer.train_one()
-        # bf16 is off, for good, and the step done again in float32 (still NaN: skipped)
-        assert trainer.setup.options["bf16"] is False
-        assert compute_dtypes(trainer) == {"float32"}
-        assert any("bf16 is now off" in m for m in trainer.take_messages())
-        assert trainer.take_messages() == []
-        assert trainer.last_step_skipped and trainer.iteration == 0
-        after = weights(trainer)
-        assert all(np.array_equal(a, b) for a, b in zip(before, after, strict=True))
-        _ms, losses = trainer.train_one()  # training goes on in float32
-        assert all(np.isfinite(losses)) and trainer.iteration == 1
-        assert trainer.state().options["bf16"] is False  # saved with the model
     finally:
         trainer.close()
