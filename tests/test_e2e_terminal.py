@@ -19,6 +19,7 @@ from tests.e2e import (
     run_dfl,
     wait_until,
 )
+from tests.merge_models import TINY_ITERATION, save_tiny_model
 from tests.terminal import TmuxSession, tmux_available
 
 pytestmark = [
@@ -119,19 +120,20 @@ def test_missing_and_empty_facesets_stop_with_a_message(tmp_path: Path) -> None:
 def test_piped_input_takes_defaults_and_exits_at_target(
     demo_workspace: Path, tmp_path: Path
 ) -> None:
-    """A script with closed stdin: every prompt takes its default; the target ends the run."""
+    """A script with closed stdin: every prompt takes its default (the newest saved model, a tiny
+    SAEHD so that the run is short; no override); the target ends the run."""
     workspace = tmp_path / "workspace"
     shutil.copytree(demo_workspace, workspace)
-    result = run_dfl(
-        ["train", "--workspace", str(workspace), "--no-preview", "--opt", "target_iter=2"],
-        tmp_path,
-        stdin="",
-    )
+    model = save_tiny_model(workspace / "model", "new", "SAEHD")
+    target = TINY_ITERATION + 2
+    args = ["train", "--workspace", str(workspace), "--model", "SAEHD", "--no-preview"]
+    result = run_dfl([*args, "--opt", f"target_iter={target}"], tmp_path, stdin="")
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "input closed" in result.stdout.lower()
-    state = current_state(workspace / "model" / "new_Quick96")
-    assert state["iteration"] == 2
-    assert state["options"]["target_iter"] == 2
+    assert "input closed: using the newest model 'new'" in result.stdout
+    assert "Loading new_SAEHD model" in result.stdout
+    state = current_state(model)
+    assert state["iteration"] == target
+    assert state["options"]["target_iter"] == target
 
 
 def test_invalid_option_is_refused_with_the_valid_names(

@@ -1,4 +1,5 @@
-"""End to end with the real preview window under Xvfb: S, B and Enter sent by xdotool."""
+"""End to end with the real preview window under Xvfb: S, B and Enter sent by xdotool, while a
+saved tiny SAEHD trains on (the window and its keys do not depend on the model)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests import xvfb
+from tests.merge_models import save_tiny_model
 
 pytestmark = pytest.mark.ui
 
@@ -82,11 +84,11 @@ def test_preview_window_keys_save_backup_exit(x_display: str, tmp_path: Path) ->
         check=True,
         capture_output=True,
     )
-    model = workspace / "model" / "win_Quick96"
+    model = save_tiny_model(workspace / "model", "win", "SAEHD")
     env = {**os.environ, "DISPLAY": x_display, "NO_COLOR": "1", "TF_CPP_MIN_LOG_LEVEL": "3"}
     log = (tmp_path / "train.log").open("w")
     child = subprocess.Popen(
-        [*DFL, "train", "--workspace", str(workspace), "--model", "Quick96", "--name", "win"],
+        [*DFL, "train", "--workspace", str(workspace), "--model", "SAEHD", "--name", "win"],
         env=env,
         stdin=subprocess.DEVNULL,
         stdout=log,
