@@ -1,5 +1,6 @@
 """End to end through a real terminal: create a tiny AMP model answering its prompts in DFL's
-order, train, exit with Enter, restart, take the override gate and change a changeable option."""
+order, train, exit with Enter, export it for DeepFaceLive. (The override gate on a restart:
+tests/test_e2e_saehd.py; which AMP options a restart asks: tests/test_amp_options.py.)"""
 
 from __future__ import annotations
 
@@ -64,19 +65,9 @@ AMP_ASK_ORDER = [  # docs/dfl-trainer.md §4.3, after the shared prompts
 ]
 # every prompt label the table knows (the shared ones included)
 LABELS = tuple(option.label for option in option_table())
-FIXED = {
-    "Resolution",
-    "Face type",
-    "AutoEncoder dimensions",
-    "Inter dimensions",
-    "Encoder dimensions",
-    "Decoder dimensions",
-    "Decoder mask dimensions",
-    "Morph factor.",
-}
 
 
-def test_amp_create_train_exit_override_resume(demo_workspace: Path, tmp_path: Path) -> None:
+def test_amp_create_train_exit_export(demo_workspace: Path, tmp_path: Path) -> None:
     workspace = tmp_path / "workspace"
     shutil.copytree(demo_workspace, workspace)
     model = workspace / "model" / "tiny_AMP"
@@ -100,23 +91,6 @@ def test_amp_create_train_exit_override_resume(demo_workspace: Path, tmp_path: P
     assert (options["resolution"], options["inter_dims"], options["morph_factor"]) == (64, 32, 0.3)
     assert (options["gan_power"], options["lr_dropout"], options["ct_mode"]) == (0.1, "y", "rct")
     assert options["batch_size"] == 2
-
-    # Restart: Enter at the override gate asks the changeable options (not the fixed ones).
-    session = TmuxSession([*command, "--no-preview"], tmp_path, dfl_env())
-    try:
-        session.wait_for(r"Press enter in 2 seconds to override model settings", 120)
-        session.send("Enter")
-        resumed = answer_prompts(session, {"Batch_size": "3"}, r"\[#\d{6}\]", LABELS)
-        assert resumed == [label for label in asked if label not in FIXED]
-        session.send("Enter")
-        assert session.exit_code(EXIT_TIMEOUT_S) == 0
-        resumed_to = iteration_on_screen(session)
-    finally:
-        session.close()
-    state = current_state(model)
-    assert state["iteration"] == resumed_to > first
-    assert state["options"]["batch_size"] == 3
-    assert state["options"]["morph_factor"] == 0.3
 
     # Export for DeepFaceLive through the terminal: Enter at "Export quantized?" (no).
     output = tmp_path / "tiny_AMP.dfm"

@@ -1,5 +1,6 @@
 """End to end through a real terminal: create a tiny SAEHD model answering its prompts, train,
-exit with Enter, restart, take the override gate and change a changeable option."""
+exit with Enter; restart, pick it in the saved-model menu, take the override gate, change a
+changeable option, and stop with Ctrl+C (which saves too)."""
 
 from __future__ import annotations
 
@@ -75,17 +76,21 @@ def test_saehd_create_train_exit_override_resume(demo_workspace: Path, tmp_path:
     )
     assert options["batch_size"] == 2
 
-    # Restart: Enter at the override gate asks the changeable options (not the fixed ones).
-    session = TmuxSession([*command, "--no-preview"], tmp_path, dfl_env())
+    # Restart without a name: the menu lists the model and Enter picks it; Enter at the override
+    # gate asks the changeable options (not the fixed ones).
+    session = TmuxSession([*command[:-2], "--no-preview"], tmp_path, dfl_env())
     try:
+        session.wait_for(r"\[0\] : tiny - latest", 60)
+        session.send("Enter")
         session.wait_for(r"Press enter in 2 seconds to override model settings", 120)
         session.send("Enter")
         asked = answer_prompts(session, {"Batch_size": "3"}, r"\[#\d{6}\]", LABELS)  # resumed
         assert "Batch_size" in asked
         assert "Resolution" not in asked and "AE architecture" not in asked
-        session.send("Enter")
+        session.send("C-c")  # Ctrl+C saves and exits too
         assert session.exit_code(EXIT_TIMEOUT_S) == 0
         resumed_to = iteration_on_screen(session)
+        assert "Trying to do the first iteration" not in session.screen()  # not a new model
     finally:
         session.close()
     state = current_state(model)
