@@ -82,18 +82,21 @@ def cases(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
 
 
 @pytest.fixture(scope="module")
-def runs(cases: list[Path]) -> dict[str, list[list[dict]]]:
-    """Every case on 1 and on 2 devices, per backend: one child per backend, all at once."""
+def runs(cases: list[Path], tmp_path_factory: pytest.TempPathFactory) -> dict[str, list]:
+    """Every case on 1 and on 2 devices, per backend, then (JAX) the Trainer on 2 devices: one
+    child per backend, all at once. Each backend's results in plan order."""
     plan: backends.Plan = [("train", [str(case), SPLIT]) for case in cases]
-    children = {name: _start_on_devices(name, plan) for name in SPLITTING_BACKENDS}
+    trainer_model = tmp_path_factory.mktemp("trainer") / "tiny_Quick96"
+    plans = {"tensorflow": plan, "jax": [*plan, ("trainer_devices", [str(trainer_model)])]}
+    children = {name: _start_on_devices(name, plans[name]) for name in SPLITTING_BACKENDS}
     return {name: backends.results(child) for name, child in children.items()}
 
 
 @pytest.mark.parametrize("backend_name", SPLITTING_BACKENDS)
 def test_two_devices_give_the_losses_of_one(
-    backend_name: str, cases: list[Path], runs: dict[str, list[list[dict]]]
+    backend_name: str, cases: list[Path], runs: dict[str, list]
 ) -> None:
-    for case, (single, split) in zip(cases, runs[backend_name], strict=True):
+    for case, (single, split) in zip(cases, runs[backend_name][: len(cases)], strict=True):
         assert (single["devices"], split["devices"]) == (1, DEVICES)  # really split
         assert len(single["losses"]) == len(split["losses"]) == STEPS + 1
         for step, (expected, got) in enumerate(zip(single["losses"], split["losses"], strict=True)):
@@ -127,9 +130,9 @@ def test_two_devices_average_the_gradients_as_dfl(backend_name: str, tmp_path: P
             np.testing.assert_allclose(two[key] * DEVICES, one[key], rtol=1e-3, atol=1e-6)
 
 
-def test_the_trainer_splits_the_batch_across_devices(tmp_path: Path) -> None:
+def test_the_trainer_splits_the_batch_across_devices(runs: dict[str, list]) -> None:
     """The Trainer on 2 devices (JAX): train, save, preview, resume and train on."""
-    (outcome,) = _on_devices("jax", [("trainer_devices", [str(tmp_path / "tiny_Quick96")])])
+    outcome = runs["jax"][-1]
     assert outcome["devices"] == DEVICES
     assert outcome["batch"] == quick96.batch_size({}, DEVICES) == BATCH
     assert outcome["notes"][0] == (
