@@ -22,7 +22,7 @@ from dfl.options import resolve_options  # noqa: E402
 from dfl.store.model_store import ModelStore  # noqa: E402
 from dfl.training.events import Command, Error, Event, Step  # noqa: E402
 from dfl.training.runner import TrainingRunner  # noqa: E402
-from dfl.training.trainer import TrainingSetup  # noqa: E402
+from dfl.training.trainer import Trainer, TrainingSetup  # noqa: E402
 
 FACESET = Path(__file__).parent / "data" / "dfl-faceset"
 MASK_THRESHOLD = 0.4  # random masks: about 60 % of the pixels are face
@@ -114,3 +114,29 @@ def run_until(
             runner.send(pending.pop(0))
         if done(event):
             return events
+
+
+# --------------------------------------------------------- a trainer's networks, compared
+NetworkWeights = dict[str, list[np.ndarray]]
+
+
+def network_weights(trainer: Trainer) -> NetworkWeights:
+    """Every network's weights (after a sync of the step's state), by network name."""
+    trainer.step_fn.sync()
+    return {name: [to_np(w).copy() for w in net.weights] for name, net in trainer.networks.items()}
+
+
+def changed_networks(before: NetworkWeights, after: NetworkWeights) -> set[str]:
+    """The networks with any weight that differs."""
+    return {
+        name
+        for name in before
+        if any(not np.array_equal(a, b) for a, b in zip(before[name], after[name], strict=True))
+    }
+
+
+def owning_networks(trainer: Trainer, variables: Iterable[Any]) -> set[str]:
+    """The names of the trainer's networks that hold any of `variables`: which networks a loss
+    group trains, read from the group itself (no step compiled)."""
+    ids = {id(v) for v in variables}
+    return {name for name, net in trainer.networks.items() if ids & {id(w) for w in net.weights}}

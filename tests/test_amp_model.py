@@ -25,7 +25,13 @@ from dfl.nn.optimizers import AdaBelief  # noqa: E402
 from dfl.store.model_store import ModelStore  # noqa: E402
 from dfl.training.trainer import Trainer  # noqa: E402
 from tests import helpers  # noqa: E402
-from tests.helpers import make_setup, to_np  # noqa: E402
+from tests.helpers import (  # noqa: E402
+    changed_networks,
+    make_setup,
+    network_weights,
+    owning_networks,
+    to_np,
+)
 
 RES = 64
 BATCH = 2
@@ -263,25 +269,6 @@ def test_preview_pages(tiny_model):
 
 
 # ------------------------------------------------------------------- training (headless)
-def weights(trainer: Trainer) -> dict[str, list[np.ndarray]]:
-    trainer.step_fn.sync()
-    return {name: [to_np(w).copy() for w in net.weights] for name, net in trainer.networks.items()}
-
-
-def owning_networks(trainer: Trainer, variables) -> set[str]:
-    """The names of the trainer's networks that hold any of `variables`."""
-    ids = {id(v) for v in variables}
-    return {name for name, net in trainer.networks.items() if ids & {id(w) for w in net.weights}}
-
-
-def changed(before, after) -> set[str]:
-    return {
-        name
-        for name in before
-        if any(not np.array_equal(a, b) for a, b in zip(before[name], after[name], strict=True))
-    }
-
-
 def test_tiny_amp_trains_with_frozen_inters_saves_and_resumes(tmp_path: Path) -> None:
     folder = tmp_path / "tiny_AMP"
     options = amp.full_options({**TINY, **GAN, "lr_dropout": "y", "ct_mode": "rct"})
@@ -290,19 +277,19 @@ def test_tiny_amp_trains_with_frozen_inters_saves_and_resumes(tmp_path: Path) ->
     try:
         assert [g.name for g in trainer.training.groups] == ["src_dst", "GAN"]
         assert set(trainer.optimizers) == {"src_dst_opt", "GAN_opt"}
-        before = weights(trainer)
+        before = network_weights(trainer)
         for _ in range(2):
             _, result = trainer.train_one()
             assert all(np.isfinite(result))
         # the inters stay frozen: the generator trains the encoder and decoder only, the GAN
         # group its own weights (a group changes only its variables: tests/backend_checks.py)
-        assert changed(before, weights(trainer)) == {"encoder", "decoder", "GAN"}
+        assert changed_networks(before, network_weights(trainer)) == {"encoder", "decoder", "GAN"}
         owners = {g.name: owning_networks(trainer, g.variables) for g in trainer.training.groups}
         assert owners == {"src_dst": {"encoder", "decoder"}, "GAN": {"GAN"}}
         pages = trainer.preview_pages(fixed=True)
         assert [p.shape for _, p in pages] == [(2 * RES, 3 * RES, 3)] * 3
         trainer.save()
-        saved = weights(trainer)
+        saved = network_weights(trainer)
     finally:
         trainer.close()
     loaded = ModelStore(folder).load()
@@ -312,7 +299,7 @@ def test_tiny_amp_trains_with_frozen_inters_saves_and_resumes(tmp_path: Path) ->
     resumed = Trainer(make_setup(amp.SPEC, folder, options, loaded))
     try:
         assert resumed.iteration == 2
-        assert changed(saved, weights(resumed)) == set()
+        assert changed_networks(saved, network_weights(resumed)) == set()
         resumed.train_one()
         assert resumed.iteration == 3
     finally:
