@@ -18,9 +18,8 @@ else
   echo "note: Python >= 3.12 has no onnxruntime 1.15.1; the DeepFaceLive-runtime check is skipped"
 fi
 # Two workers, each test file on one of them (module fixtures stay whole): the e2e tests spend
-# much of their time waiting on a terminal, a window or a child process. The files go out in
-# collection order, longest first (tests/conftest.py), not by their number of tests.
-KERAS_BACKEND=tensorflow python3 -m pytest -q -n 2 --dist loadfile --no-loadscope-reorder "$@"
+# much of their time waiting on a terminal, a window or a child process.
+KERAS_BACKEND=tensorflow python3 -m pytest -q -n 2 --dist loadfile "$@"
 # Again on JAX and torch: what each backend computes itself (layers, losses, optimizers, bf16).
 # Training every model on every backend from shared weights (learning, sync, previews, a
 # non-finite step skipped) is tests/test_backends.py's job (children per backend, in the run
