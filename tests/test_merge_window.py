@@ -74,6 +74,26 @@ class _Merger:
         if shift:
             self._xdotool("keyup", "shift")
 
+    def leave_help(self) -> None:
+        """Tab from the help screen to the frame, and wait until the frame shows (the window
+        changes size). Without that wait, a key typed next may arrive with Tab between two reads
+        of the window on a busy machine, and OpenCV reports only the last of them."""
+        help_size = self._size()
+        self.key("Tab")
+        deadline = time.monotonic() + KEY_TIMEOUT_S
+        while self._size() == help_size:
+            assert time.monotonic() < deadline, "Tab did not leave the help screen"
+            time.sleep(0.1)
+
+    def _size(self) -> str:
+        shown = subprocess.run(
+            ["xdotool", "getwindowgeometry", self._window()],
+            env=self.env, capture_output=True, text=True, timeout=10, check=True,
+        )  # fmt: skip
+        found = re.search(r"Geometry: (\d+x\d+)", shown.stdout)
+        assert found, shown.stdout
+        return found.group(1)
+
     def _xdotool(self, *args: str) -> None:
         subprocess.run(["xdotool", *args], env=self.env, timeout=10, check=True)
 
@@ -105,7 +125,7 @@ def test_interactive_merger_keys_frames_and_session(
     merger = _Merger(workspace, tmp_path / "merge.log", env)
     try:
         merger.wait_for(r"^MergerConfig 00001\.png:", timeout=START_TIMEOUT_S)
-        merger.key("Tab")  # the help screen comes first, as in DFL
+        merger.leave_help()  # the help screen comes first, as in DFL
         merger.key("3")
         merger.wait_for(r"^Mode: seamless$")
         merger.key("w", shift=True)  # Shift: a step of 5
@@ -151,7 +171,7 @@ def test_a_rerun_resumes_at_the_frame_where_esc_stopped(
     first = _Merger(workspace, tmp_path / "first.log", env)
     try:
         first.wait_for(r"^MergerConfig 00001\.png:", timeout=START_TIMEOUT_S)
-        first.key("Tab")
+        first.leave_help()
         first.key("3")
         first.wait_for(r"^Mode: seamless$")
         first.key("period")
