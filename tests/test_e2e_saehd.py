@@ -52,7 +52,8 @@ def test_saehd_create_train_exit_override_resume(demo_workspace: Path, tmp_path:
     workspace = tmp_path / "workspace"
     shutil.copytree(demo_workspace, workspace)
     model = workspace / "model" / "tiny_SAEHD"
-    command = [*DFL, "train", "--workspace", str(workspace), "--model", "SAEHD", "--name", "tiny"]
+    train = [*DFL, "train", "--workspace", str(workspace), "--model", "SAEHD"]
+    command = [*train, "--name", "tiny"]
 
     session = TmuxSession([*command, "--no-preview"], tmp_path, dfl_env())
     try:
@@ -78,7 +79,7 @@ def test_saehd_create_train_exit_override_resume(demo_workspace: Path, tmp_path:
 
     # Restart without a name: the menu lists the model and Enter picks it; Enter at the override
     # gate asks the changeable options (not the fixed ones).
-    session = TmuxSession([*command[:-2], "--no-preview"], tmp_path, dfl_env())
+    session = TmuxSession([*train, "--no-preview"], tmp_path, dfl_env())
     try:
         session.wait_for(r"\[0\] : tiny - latest", 60)
         session.send("Enter")

@@ -13,17 +13,20 @@ from dfl import backend
 
 backend.select(None)
 
-from dfl.data.faceset import load_faceset  # noqa: E402
 from dfl.models.saehd import model as saehd  # noqa: E402
 from dfl.options import resolve_options  # noqa: E402
 from dfl.store.model_store import ModelStore  # noqa: E402
 from dfl.store.weights import PREVIEW_SAMPLES_KEY  # noqa: E402
 from dfl.training.events import Error, Saved, Stopped  # noqa: E402
 from dfl.training.runner import Schedule, TrainingRunner  # noqa: E402
-from dfl.training.trainer import Trainer, TrainingSetup  # noqa: E402
-from tests.helpers import changed_networks, network_weights, owning_networks  # noqa: E402
+from dfl.training.trainer import Trainer  # noqa: E402
+from tests.helpers import (  # noqa: E402
+    changed_networks,
+    make_setup,
+    network_weights,
+    owning_networks,
+)
 
-FACESET = Path(__file__).parent / "data" / "dfl-faceset"
 EVENT_TIMEOUT_S = 120
 TINY = {
     "resolution": 64,
@@ -44,27 +47,11 @@ def options_for(archi: str, **extra) -> dict:
     return resolve_options(saehd.option_table(None), overrides=given).options
 
 
-def make_setup(folder: Path, options: dict, loaded=None) -> TrainingSetup:
-    return TrainingSetup(
-        spec=saehd.SPEC,
-        name="tiny",
-        store=ModelStore(folder),
-        options=options,
-        device="cpu",
-        backend="tensorflow",
-        src=load_faceset(FACESET / "src").samples,
-        dst=load_faceset(FACESET / "dst").samples,
-        loaded=loaded,
-        seed=1,
-        workers=1,
-    )
-
-
 @pytest.mark.parametrize("archi", ["df-ud", "liae-ud"])
 def test_tiny_saehd_trains_saves_and_resumes(tmp_path: Path, archi: str) -> None:
     folder = tmp_path / f"tiny_{archi}_SAEHD"
     options = options_for(archi)
-    trainer = Trainer(make_setup(folder, options))
+    trainer = Trainer(make_setup(saehd.SPEC, folder, options))
     try:
         groups = [g.name for g in trainer.training.groups]
         expected = ["src_dst", "D_code", "GAN"] if archi.startswith("df") else ["src_dst", "GAN"]
@@ -95,7 +82,7 @@ def test_tiny_saehd_trains_saves_and_resumes(tmp_path: Path, archi: str) -> None
         assert any(k.startswith("D_code_opt") for k in keys)
         assert any(k.startswith("code_discriminator") for k in keys)
 
-    resumed = Trainer(make_setup(folder, options, loaded))
+    resumed = Trainer(make_setup(saehd.SPEC, folder, options, loaded))
     try:
         assert resumed.iteration == 2
         assert changed_networks(saved, network_weights(resumed)) == set()
@@ -106,7 +93,7 @@ def test_tiny_saehd_trains_saves_and_resumes(tmp_path: Path, archi: str) -> None
 
     # a changed GAN patch size re-initialises the GAN only
     changed_gan = dict(options, gan_patch_size=16)
-    again = Trainer(make_setup(folder, changed_gan, ModelStore(folder).load()))
+    again = Trainer(make_setup(saehd.SPEC, folder, changed_gan, ModelStore(folder).load()))
     try:
         assert any("GAN starts afresh" in n for n in again.notes)
         assert again.iteration == 2
@@ -118,7 +105,7 @@ def test_runner_trains_saehd_and_pretrain_off_restarts(tmp_path: Path) -> None:
     folder = tmp_path / "pre_SAEHD"
     options = options_for("liae-ud", pretrain=True, gan_power=0.0)
     schedule = Schedule(target_iter=2, exit_at_target=True)
-    runner = TrainingRunner(lambda: Trainer(make_setup(folder, options)), schedule)
+    runner = TrainingRunner(lambda: Trainer(make_setup(saehd.SPEC, folder, options)), schedule)
     runner.start()
     events = []
     while True:
@@ -132,7 +119,7 @@ def test_runner_trains_saehd_and_pretrain_off_restarts(tmp_path: Path) -> None:
 
     off = dict(options, pretrain=False)
     loaded = ModelStore(folder).load()
-    setup = make_setup(folder, off, loaded)
+    setup = make_setup(saehd.SPEC, folder, off, loaded)
     setup.seed = 2  # the user's faces: other samples than the pretraining run drew
     trainer = Trainer(setup)
     try:
